@@ -1,0 +1,51 @@
+# tradekernel — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_DATA ?= ../shared/data
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the kernel, the SDK and the dev tools
+
+.PHONY: demo
+demo: $(STAMP) ## Replay the bundled real data through books and the paper venue
+	$(BIN)/tradekernel run
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (tests on ../shared/data skip when it is absent)
+	$(BIN)/python -m pytest
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and strict mypy
+	$(BIN)/ruff check kernel sdk/python/src tests bench
+	$(BIN)/ruff format --check kernel sdk/python/src tests bench
+	$(BIN)/mypy
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format kernel sdk/python/src tests bench
+	$(BIN)/ruff check --fix kernel sdk/python/src tests bench
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks against ccxt and NautilusTrader; writes bench/results.json
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --data $(SHARED_DATA) --out bench/results.json
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+"""tradekernel: the trading kernel service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""Every bus topic and endpoint name the kernel uses, built in one place.
+
+Topics are dot-separated and hierarchical: ``data.<kind>.<venue>.<symbol>``
+for market data, ``events.<kind>.<venue>`` for venue events. Subscriptions may
+use ``*`` for exactly one segment and a trailing ``>`` for one or more.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "book",
+    "book_status",
+    "orders",
+    "quote",
+    "snapshot",
+    "trade",
+    "bar",
+    "PAPER_SUBMIT",
+    "PAPER_CANCEL",
+]
+
+
+def book(venue: str, symbol: str) -> str:
+    """Topic of :class:`~tradekernel_sdk.types.BookDelta` events (only from valid books)."""
+    return f"data.book.{venue}.{symbol}"
+
+
+def snapshot(venue: str, symbol: str) -> str:
+    """Topic of :class:`~tradekernel_sdk.types.BookSnapshot` events, published on (re)sync."""
+    return f"data.snapshot.{venue}.{symbol}"
+
+
+def book_status(venue: str, symbol: str) -> str:
+    """Topic of :class:`~tradekernel_sdk.types.BookStatus` events."""
+    return f"data.status.{venue}.{symbol}"
+
+
+def quote(venue: str, symbol: str) -> str:
+    """Topic of :class:`~tradekernel_sdk.types.Quote` events."""
+    return f"data.quote.{venue}.{symbol}"
+
+
+def trade(venue: str, symbol: str) -> str:
+    """Topic of :class:`~tradekernel_sdk.types.Trade` events."""
+    return f"data.trade.{venue}.{symbol}"
+
+
+def bar(venue: str, symbol: str, interval: str) -> str:
+    """Topic of :class:`~tradekernel_sdk.types.Bar` events."""
+    return f"data.bar.{venue}.{symbol}.{interval}"
+
+
+def orders(venue: str) -> str:
+    """Topic of order events (accepted, filled, cancelled, ...) from a venue."""
+    return f"events.order.{venue}"
+
+
+PAPER_SUBMIT = "paper.submit"
+"""Endpoint taking order requests for the paper venue."""
+PAPER_CANCEL = "paper.cancel"
+"""Endpoint taking cancel requests for the paper venue."""

@@ -1,0 +1,49 @@
+"""MessagePack encoding of the SDK's domain types.
+
+Each value encodes as a MessagePack array whose first element names its type
+(``["Quote", "binance", "BTCUSDT", ...]``), so any MessagePack reader can decode
+it and :func:`decode` restores the typed object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from tradekernel_sdk import types
+
+__all__ = ["decode", "encode", "SERIALISABLE_TYPES"]
+
+SERIALISABLE_TYPES: tuple[type[Any], ...] = (
+    types.Instrument,
+    types.BookDelta,
+    types.BookSnapshot,
+    types.Quote,
+    types.Trade,
+    types.Bar,
+    types.BookStatus,
+)
+
+_Serialisable = (
+    types.Instrument
+    | types.BookDelta
+    | types.BookSnapshot
+    | types.Quote
+    | types.Trade
+    | types.Bar
+    | types.BookStatus
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(_Serialisable)
+
+
+def encode(value: Any) -> bytes:
+    """Encode a domain object as MessagePack bytes."""
+    return _encoder.encode(value)
+
+
+def decode(data: bytes) -> Any:
+    """Decode bytes written by :func:`encode` back into the typed domain object."""
+    return _decoder.decode(data)
