@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from tradekernel_sdk.types import BookState
+from tradekernel_sdk.types import BookState, Instrument
 
 from kernel.book import L2Book
 
@@ -97,3 +97,10 @@ class Feed(Protocol):
 
     def book_state(self, symbol: str) -> BookState:
         """Return whether ``symbol``'s book is syncing, valid or invalid."""
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        """Return the instrument whose precisions scale ``symbol``'s prices and sizes."""
+
+    @property
+    def symbols(self) -> list[str]:
+        """Return the symbols the feed has seen."""

@@ -27,15 +27,22 @@ class FixedPointError(ValueError):
 
 def to_fixed(text: str, precision: int) -> int:
     """Return ``text`` as an integer number of ``10**-precision`` units, exactly."""
-    if not _DECIMAL.fullmatch(text):
+    whole, dot, frac = text.partition(".")
+    # Fast path for what venues send: unsigned ASCII digits. (str.isdigit alone
+    # would admit other scripts' digits, and int() alone would admit "1_0" or " 1".)
+    if not (whole.isascii() and whole.isdigit() and (frac.isdigit() or not frac)):
+        if not _DECIMAL.fullmatch(text):
+            raise FixedPointError(f"not a plain decimal number: {text!r}")
+    elif dot and not frac.isascii():
         raise FixedPointError(f"not a plain decimal number: {text!r}")
-    whole, _, frac = text.partition(".")
-    if len(frac) > precision:
-        excess = frac[precision:]
-        if excess.strip("0"):
+    excess = len(frac) - precision
+    if excess == 0:
+        return int(whole + frac)
+    if excess > 0:
+        if frac[precision:].strip("0"):
             raise FixedPointError(f"{text!r} has more than {precision} significant decimals")
-        frac = frac[:precision]
-    return int(whole + frac.ljust(precision, "0"))
+        return int(whole + frac[:precision])
+    return int(whole + frac + "0" * -excess)
 
 
 def from_fixed(value: int, precision: int) -> str:
@@ -53,35 +60,30 @@ def decimal_places(text: str) -> int:
     return len(frac)
 
 
-class FixedConverter:
+class FixedConverter(dict[str, int]):
     """Convert decimal strings at one precision, memoising repeated strings.
 
-    Venue streams repeat the same price strings constantly (a level is updated
-    many times), so a bounded dictionary turns most conversions into one lookup.
-    Call the instance, or use :attr:`cache` ``.get`` inline in a hot loop and fall
-    back to :meth:`convert` on a miss.
+    Venue streams repeat the same strings constantly (a price level is updated
+    many times), so most conversions are one dictionary lookup. Index it like a
+    dict (``converter["61737.63"]``): a miss converts, remembers and returns.
+    The memo is cleared when it reaches ``max_entries``.
     """
 
-    __slots__ = ("precision", "cache", "max_entries")
+    __slots__ = ("precision", "max_entries")
 
     def __init__(self, precision: int, max_entries: int = 1 << 17) -> None:
+        super().__init__()
         if precision < 0:
             raise ValueError("precision must be >= 0")
         self.precision = precision
-        self.cache: dict[str, int] = {}
         self.max_entries = max_entries
 
-    def convert(self, text: str) -> int:
-        """Convert ``text`` (cache miss path) and remember the result."""
+    def __missing__(self, text: str) -> int:
         value = to_fixed(text, self.precision)
-        cache = self.cache
-        if len(cache) >= self.max_entries:
-            cache.clear()
-        cache[text] = value
+        if len(self) >= self.max_entries:
+            self.clear()
+        self[text] = value
         return value
 
     def __call__(self, text: str) -> int:
-        value = self.cache.get(text)
-        if value is None:
-            return self.convert(text)
-        return value
+        return self[text]

@@ -1,0 +1,40 @@
+"""Venue names the kernel knows, and how to build each one's feed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tradekernel_sdk.types import Instrument
+
+from kernel.adapters.base import Feed
+from kernel.bus import Bus
+from kernel.metrics import StageLatency
+
+__all__ = ["REPLAY_VENUES", "create_feed"]
+
+REPLAY_VENUES = ("binance", "binance-usdm", "binance-coinm", "okx")
+
+
+def create_feed(
+    venue: str,
+    bus: Bus,
+    *,
+    instruments: Mapping[str, Instrument] | None = None,
+    verify: bool = True,
+    latency: StageLatency | None = None,
+) -> Feed:
+    """Build the market-data feed of ``venue``."""
+    feed: Any
+    if venue in ("binance", "binance-usdm", "binance-coinm"):
+        from kernel.adapters.binance import BinanceFeed
+
+        market = {"binance": "spot", "binance-usdm": "usdm", "binance-coinm": "coinm"}[venue]
+        feed = BinanceFeed(bus, market, instruments=instruments, verify=verify, latency=latency)
+    elif venue == "okx":
+        from kernel.adapters.okx import OkxFeed
+
+        feed = OkxFeed(bus, instruments=instruments, latency=latency)
+    else:
+        raise ValueError(f"unknown venue {venue!r}; expected one of {', '.join(REPLAY_VENUES)}")
+    return feed  # type: ignore[no-any-return]

@@ -1,0 +1,131 @@
+"""The ``tradekernel`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvloop
+
+import kernel
+from kernel.adapters.registry import REPLAY_VENUES, create_feed
+from kernel.bus import Bus
+from kernel.logs import setup_logging
+from kernel.metrics import StageLatency
+from kernel.recording import merge_frames, open_reader
+from kernel.replay import Progress, ReplayReport, replay
+
+__all__ = ["console_main", "main"]
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'max', got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tradekernel",
+        description="A trading kernel: verified order books, risk, routing and a crash-safe journal.",
+    )
+    parser.add_argument("--version", action="version", version=f"tradekernel {kernel.__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--log-json", action="store_true", help="write logs as JSON lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the kernel (without --config: the bundled real data through books and paper)",
+        description="Run the kernel. Without --config it replays the bundled Binance spot "
+        "slice through verified books and the paper venue, then prints a summary.",
+    )
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress indicator")
+
+    rep = commands.add_parser(
+        "replay",
+        help="replay recorded frames through a venue's sync and book",
+        description="Replay recorded frames through a venue feed. Reads tradekernel recordings, "
+        "hftbacktest '<ns> <json>' captures and cryptofeed captures (gzip or plain).",
+    )
+    rep.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    rep.add_argument("--venue", required=True, choices=REPLAY_VENUES)
+    rep.add_argument("--verify", action="store_true",
+                     help="check every oracle the data carries (bookTicker, checksums, sequence)")
+    rep.add_argument("--json", action="store_true", help="print one JSON object")
+    rep.add_argument("--speed", type=_speed, default=None, metavar="N|max",
+                     help="replay at N times recorded speed, or 'max' (default)")
+    rep.add_argument("--no-progress", action="store_true", help="hide the progress indicator")
+    return parser
+
+
+def _replay_command(args: argparse.Namespace) -> int:
+    missing = [str(path) for path in args.files if not path.exists()]
+    if missing:
+        print(f"tradekernel replay: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    bus = Bus()
+    latency = StageLatency()
+    feed = create_feed(args.venue, bus, verify=args.verify, latency=latency)
+    readers = [open_reader(path) for path in args.files]
+    progress = None if args.no_progress or args.json else Progress("replay")
+    report: ReplayReport = uvloop.run(
+        replay(merge_frames(*readers), feed, speed=args.speed, progress=progress, latency=latency)
+    )
+    report.reader_malformed = sum(getattr(reader, "malformed_lines", 0) for reader in readers)
+    data = report.as_json()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for key in (
+            "frames", "book_updates", "level_updates", "quotes", "trades", "resyncs", "gaps",
+            "oracle_checks", "oracle_mismatches", "checksum_checks", "checksum_failures",
+            "crossed_books", "malformed_frames",
+        ):
+            print(f"{key:<20} {data[key]:>12,}")
+        print(f"{'seconds':<20} {data['seconds']:>12.3f}")
+        print(f"{'level updates/s':<20} {data['level_updates_per_second']:>12,}")
+        for symbol, book in data["books"].items():
+            print(f"{symbol}: {book['state']}, best bid {book['best_bid']}, best ask {book['best_ask']}")
+    return 1 if report.mismatches else 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from kernel.service import ConfigError, StartupError, default_config, load_config, run
+
+    try:
+        config = load_config(args.config) if args.config else default_config()
+    except ConfigError as error:
+        print(f"tradekernel run: {error}", file=sys.stderr)
+        return 2
+    setup_logging(config.logging.level, json_lines=config.logging.json or args.log_json)
+    try:
+        return run(config, json_summary=args.json, progress=not args.no_progress)
+    except StartupError as error:
+        print(f"tradekernel run: {error}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    setup_logging(args.log_level, json_lines=args.log_json)
+    if args.command == "replay":
+        return _replay_command(args)
+    return _run_command(args)
+
+
+def console_main() -> None:
+    """Entry point of the ``tradekernel`` console script."""
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The kernel's components, each a start/stop pair the lifecycle runs in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from tradekernel_sdk.orders import (
+    CancelRequest,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
+from tradekernel_sdk.types import BookDelta, Instrument
+
+from kernel.adapters.base import Feed
+from kernel.book import L2Book
+from kernel.bus import Bus, topics
+from kernel.metrics import MetricsServer, StageLatency
+from kernel.paper import FeeSchedule, PaperVenue
+from kernel.recording import merge_frames, open_reader
+from kernel.replay import Progress, ReplayReport, replay
+from kernel.service.config import DemoConfig, MetricsConfig, PaperConfig, ReplayConfig
+from kernel.service.lifecycle import ShutdownRequest
+
+__all__ = ["DemoOrderFlow", "MetricsComponent", "PaperComponent", "ReplayComponent"]
+
+log = logging.getLogger(__name__)
+
+
+class MetricsComponent:
+    """The Prometheus endpoint; ready once the port is bound."""
+
+    name = "metrics"
+
+    def __init__(self, config: MetricsConfig) -> None:
+        self.server = MetricsServer(config.host, config.port)
+
+    async def start(self) -> None:
+        self.server.start()
+
+    async def stop(self) -> None:
+        self.server.stop()
+
+
+class ReplayComponent:
+    """Drive one venue feed from recorded files; ready once every file is open."""
+
+    def __init__(
+        self,
+        config: ReplayConfig,
+        feed: Feed,
+        *,
+        latency: StageLatency,
+        shutdown: ShutdownRequest,
+        on_done: Callable[[ReplayComponent], None],
+        progress: bool = True,
+    ) -> None:
+        self.name = f"replay:{config.venue}"
+        self.config = config
+        self.feed = feed
+        self.latency = latency
+        self.shutdown = shutdown
+        self.on_done = on_done
+        self.progress = progress
+        self.report: ReplayReport | None = None
+        self.reader_malformed = 0
+        self._readers: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        self._readers = [open_reader(path) for path in self.config.files]
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        try:
+            progress = Progress(self.name) if self.progress else None
+            self.report = await replay(
+                merge_frames(*self._readers),
+                self.feed,
+                speed=self.config.speed,
+                progress=progress,
+                stop=self._stop,
+                latency=self.latency,
+            )
+            self.report.reader_malformed = sum(
+                getattr(reader, "malformed_lines", 0) for reader in self._readers
+            )
+        except Exception as error:
+            log.exception("%s failed", self.name)
+            self.shutdown.request(f"{self.name} failed: {error}")
+            return
+        self.on_done(self)
+
+    @property
+    def done(self) -> bool:
+        """Return whether the replay has finished (or failed)."""
+        return self._task is not None and self._task.done()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+class PaperComponent:
+    """The paper venue, trading against the books of one market feed."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: PaperConfig,
+        *,
+        instruments: dict[str, Instrument],
+        books: Callable[[str], L2Book | None],
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.instruments = instruments
+        self.books = books
+        self.venue: PaperVenue | None = None
+
+    async def start(self) -> None:
+        self.venue = PaperVenue(
+            self.bus,
+            instruments=self.instruments,
+            market_venue=self.config.market_venue,
+            fees=FeeSchedule(
+                maker_bps=Decimal(str(self.config.maker_fee_bps)),
+                taker_bps=Decimal(str(self.config.taker_fee_bps)),
+            ),
+            latency_ns=round(self.config.latency_ms * 1_000_000),
+            books=self.books,
+        )
+
+    async def stop(self) -> None:
+        if self.venue is not None:
+            self.venue.close()
+
+
+class DemoOrderFlow:
+    """A scripted order flow for the demo: it is not a strategy, it exercises the paper venue.
+
+    Every ``interval_s`` of market time per symbol it sends the next order of a
+    fixed cycle (market buy, market sell, passive limit buy at the best bid,
+    passive limit sell at the best ask), cancelling the previous passive order.
+    """
+
+    name = "demo-orders"
+    _CYCLE: Sequence[tuple[OrderSide, OrderType]] = (
+        (OrderSide.BUY, OrderType.MARKET),
+        (OrderSide.SELL, OrderType.MARKET),
+        (OrderSide.BUY, OrderType.LIMIT),
+        (OrderSide.SELL, OrderType.LIMIT),
+    )
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: DemoConfig,
+        *,
+        market_venue: str,
+        instruments: dict[str, Instrument],
+        books: Callable[[str], L2Book | None],
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.market_venue = market_venue
+        self.instruments = instruments
+        self.books = books
+        self.interval_ns = round(config.interval_s * 1e9)
+        self._next_due: dict[str, int] = {}
+        self._step: dict[str, int] = {}
+        self._resting: dict[str, str] = {}
+        self._sequence = 0
+        self.sent = 0
+        self.fills = 0
+        self.rejected = 0
+        self.fees = 0
+        self.reject_reasons: dict[str, int] = {}
+        self.filled_quantity: dict[str, int] = {}
+        self._subscribed: list[tuple[str, Callable[[Any], None]]] = []
+
+    async def start(self) -> None:
+        for symbol in self.config.symbols:
+            if symbol not in self.instruments:
+                raise ValueError(f"demo symbol {symbol!r} has no instrument definition")
+            self._subscribed.append((topics.book(self.market_venue, symbol), self._on_book))
+        self._subscribed.append((topics.orders("paper"), self._on_order_event))
+        for pattern, handler in self._subscribed:
+            self.bus.subscribe(pattern, handler)
+
+    async def stop(self) -> None:
+        for pattern, handler in self._subscribed:
+            self.bus.unsubscribe(pattern, handler)
+        self._subscribed.clear()
+
+    def _on_book(self, delta: BookDelta) -> None:
+        symbol = delta.symbol
+        due = self._next_due.get(symbol)
+        if due is None:
+            self._next_due[symbol] = delta.ts_recv + self.interval_ns
+            return
+        if delta.ts_recv < due:
+            return
+        self._next_due[symbol] = delta.ts_recv + self.interval_ns
+        book = self.books(symbol)
+        if book is None:
+            return
+        step = self._step.get(symbol, 0)
+        self._step[symbol] = step + 1
+        side, order_type = self._CYCLE[step % len(self._CYCLE)]
+        price: int | None = None
+        if order_type is OrderType.LIMIT:
+            price = book.best_bid_price() if side is OrderSide.BUY else book.best_ask_price()
+            if price is None:
+                return
+            previous = self._resting.pop(symbol, None)
+            if previous is not None:
+                self.bus.send(
+                    topics.PAPER_CANCEL, CancelRequest(previous, "paper", symbol, delta.ts_recv)
+                )
+        self._sequence += 1
+        client_order_id = f"demo-{self._sequence}"
+        instrument = self.instruments[symbol]
+        self.bus.send(
+            topics.PAPER_SUBMIT,
+            OrderRequest(
+                client_order_id=client_order_id,
+                venue="paper",
+                symbol=symbol,
+                side=side,
+                order_type=order_type,
+                quantity=instrument.lot * self.config.lots,
+                price=price,
+                time_in_force=TimeInForce.GTC if price is not None else TimeInForce.IOC,
+                ts_submit=delta.ts_recv,
+            ),
+        )
+        self.sent += 1
+        if price is not None:
+            self._resting[symbol] = client_order_id
+
+    def _on_order_event(self, event: Any) -> None:
+        if isinstance(event, OrderFilled):
+            if event.leaves_quantity == 0 and self._resting.get(event.symbol) == event.client_order_id:
+                del self._resting[event.symbol]
+            self.fills += 1
+            self.fees += event.fee
+            self.filled_quantity[event.symbol] = (
+                self.filled_quantity.get(event.symbol, 0) + event.quantity
+            )
+        elif isinstance(event, OrderRejected):
+            self.rejected += 1
+            self.reject_reasons[event.reason] = self.reject_reasons.get(event.reason, 0) + 1

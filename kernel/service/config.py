@@ -1,0 +1,301 @@
+"""Kernel configuration: a TOML file, validated into frozen dataclasses.
+
+Every error names the field it is about (``replay[0].speed: ...``). Without a
+file the kernel runs :func:`default_config`: the bundled real Binance data
+replayed through verified books and the paper venue.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernel.adapters.registry import REPLAY_VENUES
+
+__all__ = [
+    "BUNDLED_DATA",
+    "ConfigError",
+    "DemoConfig",
+    "KernelConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "PaperConfig",
+    "ReplayConfig",
+    "default_config",
+    "load_config",
+    "parse_config",
+]
+
+BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Where logs go and how they look."""
+
+    level: str = "INFO"
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """One recorded source replayed through a venue feed."""
+
+    venue: str
+    files: tuple[Path, ...]
+    speed: float | None = None  # None: as fast as possible
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """The simulated exchange."""
+
+    enabled: bool = True
+    market_venue: str = "binance"
+    maker_fee_bps: float = 1.0
+    taker_fee_bps: float = 5.0
+    latency_ms: float = 5.0
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """A scripted order flow that exercises the paper venue on replayed data."""
+
+    enabled: bool = False
+    symbols: tuple[str, ...] = ()
+    interval_s: float = 5.0
+    lots: int = 100
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Everything ``tradekernel run`` builds."""
+
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    replay: tuple[ReplayConfig, ...] = ()
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    shutdown_timeout_s: float = 10.0
+    exit_when_replay_done: bool = True
+
+
+def default_config() -> KernelConfig:
+    """Return the embedded default: the bundled Binance spot slice through books and paper."""
+    spot = BUNDLED_DATA / "binance_spot"
+    return KernelConfig(
+        metrics=MetricsConfig(port=0),
+        replay=(
+            ReplayConfig(
+                venue="binance",
+                files=(
+                    spot / "btcusdt_20240808_head12000.gz",
+                    spot / "ethusdt_20240808_head12000.gz",
+                ),
+                verify=True,
+            ),
+        ),
+        paper=PaperConfig(market_venue="binance"),
+        demo=DemoConfig(enabled=True, symbols=("BTCUSDT", "ETHUSDT")),
+    )
+
+
+def load_config(path: str | Path) -> KernelConfig:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_config(raw, base=path.parent)
+
+
+def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
+    """Validate a configuration mapping; relative file paths resolve against ``base``."""
+    reader = _Section(raw, "")
+    kernel = reader.section("kernel")
+    logging_section = reader.section("logging")
+    metrics_section = reader.section("metrics")
+    paper_section = reader.section("paper")
+    demo_section = reader.section("demo")
+    replays = reader.array_of_tables("replay")
+    reader.reject_unknown()
+
+    log_config = LoggingConfig(
+        level=logging_section.choice("level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+        json=logging_section.boolean("json", False),
+    )
+    logging_section.reject_unknown()
+    metrics = MetricsConfig(
+        enabled=metrics_section.boolean("enabled", True),
+        host=metrics_section.string("host", "127.0.0.1"),
+        port=metrics_section.integer("port", 9464, minimum=0, maximum=65535),
+    )
+    metrics_section.reject_unknown()
+    paper = PaperConfig(
+        enabled=paper_section.boolean("enabled", True),
+        market_venue=paper_section.choice("market_venue", REPLAY_VENUES, "binance"),
+        maker_fee_bps=paper_section.number("maker_fee_bps", 1.0, minimum=-100.0, maximum=1000.0),
+        taker_fee_bps=paper_section.number("taker_fee_bps", 5.0, minimum=-100.0, maximum=1000.0),
+        latency_ms=paper_section.number("latency_ms", 5.0, minimum=0.0, maximum=60_000.0),
+    )
+    paper_section.reject_unknown()
+    demo = DemoConfig(
+        enabled=demo_section.boolean("enabled", False),
+        symbols=tuple(demo_section.strings("symbols", ())),
+        interval_s=demo_section.number("interval_s", 5.0, minimum=0.001, maximum=86_400.0),
+        lots=demo_section.integer("lots", 100, minimum=1, maximum=10**9),
+    )
+    demo_section.reject_unknown()
+    replay_configs = []
+    for index, section in enumerate(replays):
+        prefix = f"replay[{index}]"
+        files = tuple(base / name for name in section.strings("files", None))
+        if not files:
+            raise ConfigError(f"{prefix}.files: at least one file is required")
+        missing = [str(path) for path in files if not path.exists()]
+        if missing:
+            raise ConfigError(f"{prefix}.files: no such file: {', '.join(missing)}")
+        replay_configs.append(
+            ReplayConfig(
+                venue=section.choice("venue", REPLAY_VENUES, None),
+                files=files,
+                speed=section.speed("speed"),
+                verify=section.boolean("verify", True),
+            )
+        )
+        section.reject_unknown()
+    config = KernelConfig(
+        logging=log_config,
+        metrics=metrics,
+        replay=tuple(replay_configs),
+        paper=paper,
+        demo=demo,
+        shutdown_timeout_s=kernel.number("shutdown_timeout_s", 10.0, minimum=0.1, maximum=600.0),
+        exit_when_replay_done=kernel.boolean("exit_when_replay_done", True),
+    )
+    kernel.reject_unknown()
+    return config
+
+
+class _Section:
+    """Typed access to one table of the configuration, remembering which keys were read."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path or 'configuration'}: expected a table")
+        self.raw = raw
+        self.path = path
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str) -> Any:
+        self.used.add(key)
+        return self.raw.get(key)
+
+    def section(self, key: str) -> _Section:
+        value = self._get(key)
+        return _Section({} if value is None else value, self._name(key))
+
+    def array_of_tables(self, key: str) -> list[_Section]:
+        value = self._get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ConfigError(f"{self._name(key)}: expected an array of tables ([[{key}]])")
+        return [_Section(item, f"{self._name(key)}[{index}]") for index, item in enumerate(value)]
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._name(key)}: expected true or false, got {value!r}")
+        return value
+
+    def string(self, key: str, default: str) -> str:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(f"{self._name(key)}: expected a string, got {value!r}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] | None) -> list[str]:
+        value = self._get(key)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{self._name(key)}: required")
+            return list(default)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{self._name(key)}: expected a list of strings, got {value!r}")
+        return value
+
+    def choice(
+        self, key: str, choices: tuple[str, ...], default: str | None, upper: bool = False
+    ) -> str:
+        value = self._get(key)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{self._name(key)}: required, one of {', '.join(choices)}")
+            return default
+        if isinstance(value, str) and upper:
+            value = value.upper()
+        if value not in choices:
+            raise ConfigError(f"{self._name(key)}: expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self._name(key)}: expected an integer, got {value!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self._name(key)}: must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self._name(key)}: expected a number, got {value!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self._name(key)}: must be between {minimum} and {maximum}, got {value}")
+        return float(value)
+
+    def speed(self, key: str) -> float | None:
+        value = self._get(key)
+        if value is None or value == "max":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{self._name(key)}: expected a positive number or \"max\", got {value!r}")
+        return float(value)
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise ConfigError(f"{self._name(unknown[0])}: unknown setting")

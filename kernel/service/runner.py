@@ -1,0 +1,130 @@
+"""Run a built kernel on uvloop and report what it did."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+import uvloop
+
+from kernel.service.builder import KernelApp, build
+from kernel.service.config import KernelConfig
+
+__all__ = ["format_summary", "run", "summary"]
+
+log = logging.getLogger(__name__)
+
+
+def summary(app: KernelApp) -> dict[str, Any]:
+    """Return what the kernel did, as one JSON-ready object."""
+    totals: dict[str, int] = {}
+    replays = []
+    for component in app.replays:
+        report = component.report
+        if report is None:
+            continue
+        data = report.as_json()
+        replays.append(data)
+        for key, value in data.items():
+            if isinstance(value, int) and not isinstance(value, bool) and not key.endswith("_second"):
+                totals[key] = totals.get(key, 0) + value
+    seconds = max((item["seconds"] for item in replays), default=0.0)
+    market_events = sum(totals.get(key, 0) for key in ("book_updates", "quotes", "trades"))
+    result: dict[str, Any] = {
+        "run_seconds": round(time.perf_counter() - app.started_at, 3),
+        "replay_seconds": seconds,
+        "totals": totals,
+        "market_events": market_events,
+        "events_per_second": round(market_events / seconds) if seconds else 0,
+        "bus_events": app.bus.published,
+        "bus_handler_errors": app.bus.handler_errors,
+        "replays": replays,
+        "shutdown_reason": app.shutdown.reason,
+    }
+    if app.paper is not None and app.paper.venue is not None:
+        result["paper"] = app.paper.venue.counters()
+    if app.demo is not None:
+        result["demo_orders"] = {
+            "sent": app.demo.sent,
+            "fills": app.demo.fills,
+            "rejected": app.demo.rejected,
+            "reject_reasons": app.demo.reject_reasons,
+            "filled_quantity": app.demo.filled_quantity,
+            "fees": app.demo.fees,
+        }
+    return result
+
+
+def format_summary(data: dict[str, Any]) -> str:
+    """Render :func:`summary` for a terminal."""
+    totals = data["totals"]
+    lines = [
+        "",
+        "tradekernel run summary",
+        "-----------------------",
+        f"frames            {totals.get('frames', 0):>12,}",
+        f"book updates      {totals.get('book_updates', 0):>12,}",
+        f"level updates     {totals.get('level_updates', 0):>12,}",
+        f"quotes / trades   {totals.get('quotes', 0):>12,} / {totals.get('trades', 0):,}",
+        f"resyncs           {totals.get('resyncs', 0):>12,}",
+        f"gaps              {totals.get('gaps', 0):>12,}",
+        f"oracle checks     {totals.get('oracle_checks', 0):>12,}"
+        f"   mismatches {totals.get('oracle_mismatches', 0):,}",
+        f"checksums         {totals.get('checksum_checks', 0):>12,}"
+        f"   failures {totals.get('checksum_failures', 0):,}",
+        f"crossed books     {totals.get('crossed_books', 0):>12,}",
+        f"malformed frames  {totals.get('malformed_frames', 0):>12,}",
+        f"market events     {data['market_events']:>12,}   ({data['events_per_second']:,}/s)",
+        f"bus deliveries    {data['bus_events']:>12,}",
+        f"replay time       {data['replay_seconds']:>12.3f} s",
+        f"run time          {data['run_seconds']:>12.3f} s",
+    ]
+    for replay in data["replays"]:
+        for stage, figures in replay.get("stage_latency_ns", {}).items():
+            lines.append(
+                f"{replay['venue']:<8} {stage:<8} p50 <= {figures['p50']:,} ns, "
+                f"p99 <= {figures['p99']:,} ns ({figures['samples']:,} samples)"
+            )
+        for symbol, book in replay["books"].items():
+            lines.append(
+                f"{replay['venue']} {symbol}: {book['state']}, "
+                f"{book['bid_levels']:,} bids / {book['ask_levels']:,} asks, "
+                f"best {book['best_bid']} / {book['best_ask']}"
+            )
+    paper = data.get("paper")
+    if paper:
+        lines.append("paper venue       " + ", ".join(f"{key} {value:,}" for key, value in paper.items()))
+    demo = data.get("demo_orders")
+    if demo:
+        lines.append(
+            f"demo orders       sent {demo['sent']:,}, fills {demo['fills']:,}, "
+            f"rejected {demo['rejected']:,}"
+            + (f" {demo['reject_reasons']}" if demo["reject_reasons"] else "")
+        )
+    lines.append(f"stopped because   {data['shutdown_reason']}")
+    return "\n".join(lines)
+
+
+def run(config: KernelConfig, *, json_summary: bool = False, progress: bool = True,
+        out: TextIO | None = None) -> int:
+    """Build and run the kernel until its work is done or a signal arrives; return an exit code.
+
+    Exit status 1 means a replay found a book disagreeing with an oracle the
+    data carries (or a sequence gap); 0 means everything verified.
+    """
+    out = out or sys.stdout
+    app = build(config, progress=progress)
+    uvloop.run(app.lifecycle.run())
+    data = summary(app)
+    if json_summary:
+        out.write(json.dumps(data) + "\n")
+    else:
+        out.write(format_summary(data) + "\n")
+    mismatched = any(
+        component.report is not None and component.report.mismatches for component in app.replays
+    )
+    failed = app.shutdown.reason.endswith("failed") or " failed: " in app.shutdown.reason
+    return 1 if mismatched or failed or app.lifecycle.stop_errors else 0
