@@ -17,6 +17,7 @@ from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
 from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
+from kernel.service import ConfigError, StartupError, default_config, load_config, run
 
 __all__ = ["console_main", "main"]
 
@@ -27,7 +28,9 @@ def _speed(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'max', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number or 'max', got {text!r}"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"speed must be positive, got {text!r}")
     return value
@@ -36,10 +39,12 @@ def _speed(text: str) -> float | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tradekernel",
-        description="A trading kernel: verified order books, risk, routing and a crash-safe journal.",
+        description="A trading kernel: verified order books, risk, routing and a journal.",
     )
     parser.add_argument("--version", action="version", version=f"tradekernel {kernel.__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
     parser.add_argument("--log-json", action="store_true", help="write logs as JSON lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -61,11 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("files", nargs="+", type=Path, metavar="FILE")
     rep.add_argument("--venue", required=True, choices=REPLAY_VENUES)
-    rep.add_argument("--verify", action="store_true",
-                     help="check every oracle the data carries (bookTicker, checksums, sequence)")
+    rep.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every oracle the data carries (bookTicker, checksums, sequence)",
+    )
     rep.add_argument("--json", action="store_true", help="print one JSON object")
-    rep.add_argument("--speed", type=_speed, default=None, metavar="N|max",
-                     help="replay at N times recorded speed, or 'max' (default)")
+    rep.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        metavar="N|max",
+        help="replay at N times recorded speed, or 'max' (default)",
+    )
     rep.add_argument("--no-progress", action="store_true", help="hide the progress indicator")
     return parser
 
@@ -89,21 +102,30 @@ def _replay_command(args: argparse.Namespace) -> int:
         print(json.dumps(data))
     else:
         for key in (
-            "frames", "book_updates", "level_updates", "quotes", "trades", "resyncs", "gaps",
-            "oracle_checks", "oracle_mismatches", "checksum_checks", "checksum_failures",
-            "crossed_books", "malformed_frames",
+            "frames",
+            "book_updates",
+            "level_updates",
+            "quotes",
+            "trades",
+            "resyncs",
+            "gaps",
+            "oracle_checks",
+            "oracle_mismatches",
+            "checksum_checks",
+            "checksum_failures",
+            "crossed_books",
+            "malformed_frames",
         ):
             print(f"{key:<20} {data[key]:>12,}")
         print(f"{'seconds':<20} {data['seconds']:>12.3f}")
         print(f"{'level updates/s':<20} {data['level_updates_per_second']:>12,}")
         for symbol, book in data["books"].items():
-            print(f"{symbol}: {book['state']}, best bid {book['best_bid']}, best ask {book['best_ask']}")
+            best = f"best bid {book['best_bid']}, best ask {book['best_ask']}"
+            print(f"{symbol}: {book['state']}, {best}")
     return 1 if report.mismatches else 0
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from kernel.service import ConfigError, StartupError, default_config, load_config, run
-
     try:
         config = load_config(args.config) if args.config else default_config()
     except ConfigError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ LATENCY_BUCKETS_NS: tuple[int, ...] = tuple(250 << shift for shift in range(18))
 class LatencyHistogram:
     """A fixed-bucket histogram of nanosecond durations."""
 
-    __slots__ = ("bounds", "counts", "count", "total_ns", "max_ns")
+    __slots__ = ("bounds", "count", "counts", "max_ns", "total_ns")
 
     def __init__(self, bounds: tuple[int, ...] = LATENCY_BUCKETS_NS) -> None:
         self.bounds = bounds
@@ -53,11 +53,10 @@ class LatencyHistogram:
         self.counts[bisect_left(self.bounds, duration_ns)] += 1
         self.count += 1
         self.total_ns += duration_ns
-        if duration_ns > self.max_ns:
-            self.max_ns = duration_ns
+        self.max_ns = max(self.max_ns, duration_ns)
 
     def quantile(self, q: float) -> int:
-        """Return the upper bound of the bucket holding quantile ``q`` (0 when empty)."""
+        """Return the upper bound of the bucket holding quantile ``q`` (at most the maximum)."""
         if not self.count:
             return 0
         rank = q * self.count
@@ -65,7 +64,11 @@ class LatencyHistogram:
         for index, count in enumerate(self.counts):
             seen += count
             if seen >= rank and count:
-                return self.bounds[index] if index < len(self.bounds) else self.max_ns
+                return (
+                    min(self.bounds[index], self.max_ns)
+                    if index < len(self.bounds)
+                    else self.max_ns
+                )
         return self.max_ns
 
     def cumulative_buckets(self) -> list[tuple[str, int]]:
@@ -86,7 +89,7 @@ class StageLatency:
     distribution while the overhead stays a counter decrement per frame.
     """
 
-    __slots__ = ("sample_every", "_countdown", "parse", "handle")
+    __slots__ = ("_countdown", "handle", "parse", "sample_every")
 
     def __init__(self, sample_every: int = 16) -> None:
         if sample_every < 1:
@@ -217,13 +220,3 @@ class MetricsServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-
-def feeds_total(stats: Iterable[FeedStats]) -> dict[str, int]:
-    """Return counters summed over several feeds."""
-    from kernel.adapters.base import FeedStats as _FeedStats
-
-    total = _FeedStats()
-    for item in stats:
-        total.add(item)
-    return total.as_dict()

@@ -9,10 +9,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from tradekernel_sdk.types import Instrument, Level
-
 from kernel.adapters.base import Feed, RawFrame
 from kernel.metrics import StageLatency
+from tradekernel_sdk.types import Instrument, Level
 
 __all__ = ["Progress", "ReplayReport", "replay", "summarise"]
 
@@ -64,7 +63,9 @@ class ReplayReport:
 class Progress:
     """A one-line progress indicator on a terminal, periodic lines elsewhere."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, every_seconds: float = 0.2) -> None:
+    def __init__(
+        self, label: str, stream: TextIO | None = None, every_seconds: float = 0.2
+    ) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()

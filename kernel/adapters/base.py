@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+from kernel.book import L2Book
 from tradekernel_sdk.types import BookState, Instrument
 
-from kernel.book import L2Book
-
-__all__ = ["Feed", "FeedStats", "RawFrame", "STAT_NAMES"]
+__all__ = ["STAT_NAMES", "Feed", "FeedStats", "RawFrame"]
 
 
 class RawFrame(NamedTuple):

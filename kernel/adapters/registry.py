@@ -5,15 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tradekernel_sdk.types import Instrument
-
 from kernel.adapters.base import Feed
+from kernel.adapters.binance import BinanceFeed, Market
+from kernel.adapters.okx import OkxFeed
 from kernel.bus import Bus
 from kernel.metrics import StageLatency
+from tradekernel_sdk.types import Instrument
 
 __all__ = ["REPLAY_VENUES", "create_feed"]
 
 REPLAY_VENUES = ("binance", "binance-usdm", "binance-coinm", "okx")
+
+_BINANCE_MARKETS: dict[str, Market] = {
+    "binance": "spot",
+    "binance-usdm": "usdm",
+    "binance-coinm": "coinm",
+}
 
 
 def create_feed(
@@ -26,14 +33,10 @@ def create_feed(
 ) -> Feed:
     """Build the market-data feed of ``venue``."""
     feed: Any
-    if venue in ("binance", "binance-usdm", "binance-coinm"):
-        from kernel.adapters.binance import BinanceFeed
-
-        market = {"binance": "spot", "binance-usdm": "usdm", "binance-coinm": "coinm"}[venue]
+    if venue in _BINANCE_MARKETS:
+        market = _BINANCE_MARKETS[venue]
         feed = BinanceFeed(bus, market, instruments=instruments, verify=verify, latency=latency)
     elif venue == "okx":
-        from kernel.adapters.okx import OkxFeed
-
         feed = OkxFeed(bus, instruments=instruments, latency=latency)
     else:
         raise ValueError(f"unknown venue {venue!r}; expected one of {', '.join(REPLAY_VENUES)}")

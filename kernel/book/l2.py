@@ -10,8 +10,8 @@ way books are used: every update touches the top, few readers walk the depth.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
-from typing import Iterable
 
 from tradekernel_sdk.types import Level
 
@@ -30,7 +30,7 @@ class L2Book:
     state machine does that and decides when to clear and reload it.
     """
 
-    __slots__ = ("bids", "asks", "_bid_heap", "_ask_heap", "sequence", "ts_event", "ts_recv")
+    __slots__ = ("_ask_heap", "_bid_heap", "asks", "bids", "sequence", "ts_event", "ts_recv")
 
     def __init__(self) -> None:
         self.bids: dict[int, int] = {}
@@ -53,9 +53,9 @@ class L2Book:
         self.sequence = 0
 
     def load(self, bids: Iterable[Level], asks: Iterable[Level], sequence: int = 0) -> None:
-        """Replace the whole book with a snapshot (zero sizes are ignored)."""
-        self.bids = {price: size for price, size in bids if size}
-        self.asks = {price: size for price, size in asks if size}
+        """Replace the whole book with a snapshot (a repeated price keeps its last size)."""
+        self.bids = {price: size for price, size in dict(bids).items() if size}
+        self.asks = {price: size for price, size in dict(asks).items() if size}
         self._bid_heap = [-price for price in self.bids]
         self._ask_heap = list(self.asks)
         heapify(self._bid_heap)

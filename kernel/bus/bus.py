@@ -30,7 +30,7 @@ def _validate_pattern(pattern: str) -> list[str]:
     for index, part in enumerate(parts):
         if part == ">" and index != len(parts) - 1:
             raise ValueError(f"invalid topic pattern {pattern!r}: '>' must be the last segment")
-        if part != "*" and part != ">" and ("*" in part or ">" in part):
+        if part not in ("*", ">") and ("*" in part or ">" in part):
             raise ValueError(f"invalid topic pattern {pattern!r}: wildcards fill a whole segment")
     return parts
 
@@ -80,9 +80,7 @@ class Bus:
         handlers = self._resolved.get(topic)
         if handlers is None:
             handlers = tuple(
-                handler
-                for pattern, handler in self._subscriptions
-                if topic_matches(pattern, topic)
+                handler for pattern, handler in self._subscriptions if topic_matches(pattern, topic)
             )
             self._resolved[topic] = handlers
         return handlers

@@ -8,15 +8,15 @@ use ``*`` for exactly one segment and a trailing ``>`` for one or more.
 from __future__ import annotations
 
 __all__ = [
+    "PAPER_CANCEL",
+    "PAPER_SUBMIT",
+    "bar",
     "book",
     "book_status",
     "orders",
     "quote",
     "snapshot",
     "trade",
-    "bar",
-    "PAPER_SUBMIT",
-    "PAPER_CANCEL",
 ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from tradekernel_sdk.types import Instrument
 
 from kernel.adapters.base import Feed
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
@@ -24,6 +23,7 @@ from kernel.service.components import (
 )
 from kernel.service.config import KernelConfig
 from kernel.service.lifecycle import Component, Lifecycle, ShutdownRequest
+from tradekernel_sdk.types import Instrument
 
 __all__ = ["KernelApp", "build"]
 
@@ -64,9 +64,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         if replay_config.venue in feeds:
             continue
         latency = StageLatency()
-        feed = create_feed(
-            replay_config.venue, bus, verify=replay_config.verify, latency=latency
-        )
+        feed = create_feed(replay_config.venue, bus, verify=replay_config.verify, latency=latency)
         feeds[replay_config.venue] = feed
         latencies[replay_config.venue] = latency
         if metrics is not None:
@@ -108,9 +106,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             replay_component.name = f"{replay_component.name}#{index}"
         replays.append(replay_component)
         components.append(replay_component)
-    lifecycle = Lifecycle(
-        components, stop_timeout_s=config.shutdown_timeout_s, shutdown=shutdown
-    )
+    lifecycle = Lifecycle(components, stop_timeout_s=config.shutdown_timeout_s, shutdown=shutdown)
     return KernelApp(
         config=config,
         bus=bus,

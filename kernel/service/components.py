@@ -8,6 +8,15 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from kernel.adapters.base import Feed
+from kernel.book import L2Book
+from kernel.bus import Bus, topics
+from kernel.metrics import MetricsServer, StageLatency
+from kernel.paper import FeeSchedule, PaperVenue
+from kernel.recording import merge_frames, open_reader
+from kernel.replay import Progress, ReplayReport, replay
+from kernel.service.config import DemoConfig, MetricsConfig, PaperConfig, ReplayConfig
+from kernel.service.lifecycle import ShutdownRequest
 from tradekernel_sdk.orders import (
     CancelRequest,
     OrderFilled,
@@ -18,16 +27,6 @@ from tradekernel_sdk.orders import (
     TimeInForce,
 )
 from tradekernel_sdk.types import BookDelta, Instrument
-
-from kernel.adapters.base import Feed
-from kernel.book import L2Book
-from kernel.bus import Bus, topics
-from kernel.metrics import MetricsServer, StageLatency
-from kernel.paper import FeeSchedule, PaperVenue
-from kernel.recording import merge_frames, open_reader
-from kernel.replay import Progress, ReplayReport, replay
-from kernel.service.config import DemoConfig, MetricsConfig, PaperConfig, ReplayConfig
-from kernel.service.lifecycle import ShutdownRequest
 
 __all__ = ["DemoOrderFlow", "MetricsComponent", "PaperComponent", "ReplayComponent"]
 
@@ -252,7 +251,10 @@ class DemoOrderFlow:
 
     def _on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderFilled):
-            if event.leaves_quantity == 0 and self._resting.get(event.symbol) == event.client_order_id:
+            if (
+                event.leaves_quantity == 0
+                and self._resting.get(event.symbol) == event.client_order_id
+            ):
                 del self._resting[event.symbol]
             self.fills += 1
             self.fees += event.fee

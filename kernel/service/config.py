@@ -142,7 +142,9 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
     reader.reject_unknown()
 
     log_config = LoggingConfig(
-        level=logging_section.choice("level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+        level=logging_section.choice(
+            "level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
+        ),
         json=logging_section.boolean("json", False),
     )
     logging_section.reject_unknown()
@@ -264,7 +266,9 @@ class _Section:
         if isinstance(value, str) and upper:
             value = value.upper()
         if value not in choices:
-            raise ConfigError(f"{self._name(key)}: expected one of {', '.join(choices)}, got {value!r}")
+            raise ConfigError(
+                f"{self._name(key)}: expected one of {', '.join(choices)}, got {value!r}"
+            )
         return str(value)
 
     def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
@@ -274,7 +278,9 @@ class _Section:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{self._name(key)}: expected an integer, got {value!r}")
         if not minimum <= value <= maximum:
-            raise ConfigError(f"{self._name(key)}: must be between {minimum} and {maximum}, got {value}")
+            raise ConfigError(
+                f"{self._name(key)}: must be between {minimum} and {maximum}, got {value}"
+            )
         return value
 
     def number(self, key: str, default: float, *, minimum: float, maximum: float) -> float:
@@ -284,7 +290,9 @@ class _Section:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._name(key)}: expected a number, got {value!r}")
         if not minimum <= value <= maximum:
-            raise ConfigError(f"{self._name(key)}: must be between {minimum} and {maximum}, got {value}")
+            raise ConfigError(
+                f"{self._name(key)}: must be between {minimum} and {maximum}, got {value}"
+            )
         return float(value)
 
     def speed(self, key: str) -> float | None:
@@ -292,7 +300,9 @@ class _Section:
         if value is None or value == "max":
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{self._name(key)}: expected a positive number or \"max\", got {value!r}")
+            raise ConfigError(
+                f'{self._name(key)}: expected a positive number or "max", got {value!r}'
+            )
         return float(value)
 
     def reject_unknown(self) -> None:

@@ -127,7 +127,7 @@ class Lifecycle:
             log.info("stopping %s", component.name)
             try:
                 await asyncio.wait_for(component.stop(), self.stop_timeout_s)
-            except asyncio.TimeoutError as error:
+            except TimeoutError as error:
                 log.error("%s did not stop within %ss", component.name, self.stop_timeout_s)
                 self.stop_errors.append((component.name, error))
             except Exception as error:

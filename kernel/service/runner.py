@@ -29,7 +29,11 @@ def summary(app: KernelApp) -> dict[str, Any]:
         data = report.as_json()
         replays.append(data)
         for key, value in data.items():
-            if isinstance(value, int) and not isinstance(value, bool) and not key.endswith("_second"):
+            if (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and not key.endswith("_second")
+            ):
                 totals[key] = totals.get(key, 0) + value
     seconds = max((item["seconds"] for item in replays), default=0.0)
     market_events = sum(totals.get(key, 0) for key in ("book_updates", "quotes", "trades"))
@@ -96,7 +100,9 @@ def format_summary(data: dict[str, Any]) -> str:
             )
     paper = data.get("paper")
     if paper:
-        lines.append("paper venue       " + ", ".join(f"{key} {value:,}" for key, value in paper.items()))
+        lines.append(
+            "paper venue       " + ", ".join(f"{key} {value:,}" for key, value in paper.items())
+        )
     demo = data.get("demo_orders")
     if demo:
         lines.append(
@@ -108,8 +114,13 @@ def format_summary(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(config: KernelConfig, *, json_summary: bool = False, progress: bool = True,
-        out: TextIO | None = None) -> int:
+def run(
+    config: KernelConfig,
+    *,
+    json_summary: bool = False,
+    progress: bool = True,
+    out: TextIO | None = None,
+) -> int:
     """Build and run the kernel until its work is done or a signal arrives; return an exit code.
 
     Exit status 1 means a replay found a book disagreeing with an oracle the

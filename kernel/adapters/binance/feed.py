@@ -23,6 +23,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import orjson
+
+from kernel.adapters.base import FeedStats, RawFrame
+from kernel.adapters.binance.instruments import KNOWN_INSTRUMENTS, instrument_from_strings
+from kernel.book import L2Book
+from kernel.bus import Bus, topics
+from kernel.metrics import StageLatency
 from tradekernel_sdk.fixedpoint import FixedConverter, FixedPointError
 from tradekernel_sdk.types import (
     AggressorSide,
@@ -36,13 +42,7 @@ from tradekernel_sdk.types import (
     Trade,
 )
 
-from kernel.adapters.base import FeedStats, RawFrame
-from kernel.adapters.binance.instruments import KNOWN_INSTRUMENTS, instrument_from_strings
-from kernel.book import L2Book
-from kernel.bus import Bus, topics
-from kernel.metrics import StageLatency
-
-__all__ = ["BinanceFeed", "Market", "VENUE_NAMES"]
+__all__ = ["VENUE_NAMES", "BinanceFeed", "Market"]
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +78,23 @@ class _Symbol:
     """Everything the feed keeps for one symbol."""
 
     __slots__ = (
-        "instrument",
         "book",
-        "state",
-        "last_u",
-        "snapshot_id",
-        "buffer",
-        "prices",
-        "sizes",
-        "tops",
-        "top_ids",
-        "pending_tickers",
         "book_topic",
-        "snapshot_topic",
-        "status_topic",
-        "quote_topic",
-        "trade_topic",
+        "buffer",
         "ever_valid",
+        "instrument",
+        "last_u",
+        "pending_tickers",
+        "prices",
+        "quote_topic",
+        "sizes",
+        "snapshot_id",
+        "snapshot_topic",
+        "state",
+        "status_topic",
+        "top_ids",
+        "tops",
+        "trade_topic",
     )
 
     def __init__(self, venue: str, instrument: Instrument) -> None:
@@ -136,7 +136,9 @@ class BinanceFeed:
         latency: StageLatency | None = None,
     ) -> None:
         if market not in VENUE_NAMES:
-            raise ValueError(f"unknown Binance market {market!r}; expected one of {list(VENUE_NAMES)}")
+            raise ValueError(
+                f"unknown Binance market {market!r}; expected one of {list(VENUE_NAMES)}"
+            )
         self.market = market
         self.venue = VENUE_NAMES[market]
         self.futures = market != "spot"
@@ -144,7 +146,9 @@ class BinanceFeed:
         self.verify = verify
         self.stats = FeedStats()
         self.latency = latency
-        self._instruments = dict(KNOWN_INSTRUMENTS[self.venue] if instruments is None else instruments)
+        self._instruments = dict(
+            KNOWN_INSTRUMENTS[self.venue] if instruments is None else instruments
+        )
         self._symbols: dict[str, _Symbol] = {}
         self._routes: dict[str, _Route] = {}
         # The symbol of the last depth diff per source: a bare REST snapshot in a
@@ -201,7 +205,14 @@ class BinanceFeed:
             if is_depth:
                 self._depth_symbol_by_source[frame.source] = entry
             handler(entry, data, frame.recv_ns)
-        except (_MalformedError, FixedPointError, KeyError, TypeError, ValueError, IndexError) as error:
+        except (
+            _MalformedError,
+            FixedPointError,
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+        ) as error:
             self._malformed(frame, f"{type(error).__name__}: {error}")
         if parsed and latency is not None:
             latency.handled(parsed)
@@ -236,7 +247,12 @@ class BinanceFeed:
         return entry
 
     def _infer_instrument(self, symbol: str, data: Mapping[str, Any]) -> Instrument:
-        levels = [*data.get("b", ()), *data.get("a", ()), *data.get("bids", ()), *data.get("asks", ())]
+        levels = [
+            *data.get("b", ()),
+            *data.get("a", ()),
+            *data.get("bids", ()),
+            *data.get("asks", ()),
+        ]
         prices = [level[0] for level in levels]
         sizes = [level[1] for level in levels]
         for price_key, size_key in (("b", "B"), ("a", "A"), ("p", "q")):
@@ -302,7 +318,9 @@ class BinanceFeed:
             return
         if self.futures:
             if data["pu"] != entry.last_u:
-                self._invalidate(entry, f"gap: pu={data['pu']} but previous u={entry.last_u}", recv_ns)
+                self._invalidate(
+                    entry, f"gap: pu={data['pu']} but previous u={entry.last_u}", recv_ns
+                )
                 self.stats.gaps += 1
                 entry.buffer.append((data, recv_ns))
                 return
@@ -344,7 +362,9 @@ class BinanceFeed:
             return
         if not self._apply(entry, data, recv_ns, syncing=True):
             return
-        self._set_state(entry, BookState.VALID, "resynced" if entry.ever_valid else "synced", recv_ns)
+        self._set_state(
+            entry, BookState.VALID, "resynced" if entry.ever_valid else "synced", recv_ns
+        )
         if entry.ever_valid:
             self.stats.resyncs += 1
         entry.ever_valid = True
@@ -363,7 +383,9 @@ class BinanceFeed:
                 ),
             )
 
-    def _apply(self, entry: _Symbol, data: dict[str, Any], recv_ns: int, syncing: bool = False) -> bool:
+    def _apply(
+        self, entry: _Symbol, data: dict[str, Any], recv_ns: int, syncing: bool = False
+    ) -> bool:
         """Apply a diff that passed the sequence checks; return whether the book stayed valid."""
         bids = _levels(data["b"], entry.prices, entry.sizes)
         asks = _levels(data["a"], entry.prices, entry.sizes)
@@ -399,7 +421,9 @@ class BinanceFeed:
             if len(top_ids) > _ORACLE_WINDOW:
                 tops.pop(top_ids.popleft(), None)
             waiting = entry.pending_tickers.pop(last_id, None)
-            if waiting is not None and not self._check_oracle(entry, last_id, waiting, top, recv_ns):
+            if waiting is not None and not self._check_oracle(
+                entry, last_id, waiting, top, recv_ns
+            ):
                 return False
 
         if not syncing:
@@ -504,8 +528,12 @@ class BinanceFeed:
     # -- state ---------------------------------------------------------------
 
     def _invalidate(self, entry: _Symbol, reason: str, recv_ns: int) -> None:
-        log.warning("%s %s: book invalid (%s); resyncing from the next snapshot",
-                    self.venue, entry.instrument.symbol, reason)
+        log.warning(
+            "%s %s: book invalid (%s); resyncing from the next snapshot",
+            self.venue,
+            entry.instrument.symbol,
+            reason,
+        )
         entry.snapshot_id = None
         entry.tops.clear()
         entry.top_ids.clear()

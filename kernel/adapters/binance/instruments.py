@@ -50,29 +50,55 @@ def _instrument(
 KNOWN_INSTRUMENTS: Mapping[str, Mapping[str, Instrument]] = {
     "binance": {
         "BTCUSDT": _instrument(
-            "binance", "BTCUSDT", tick="0.01", step="0.00001",
-            price_precision=8, size_precision=8, base="BTC", quote="USDT",
+            "binance",
+            "BTCUSDT",
+            tick="0.01",
+            step="0.00001",
+            price_precision=8,
+            size_precision=8,
+            base="BTC",
+            quote="USDT",
         ),
         "ETHUSDT": _instrument(
-            "binance", "ETHUSDT", tick="0.01", step="0.0001",
-            price_precision=8, size_precision=8, base="ETH", quote="USDT",
+            "binance",
+            "ETHUSDT",
+            tick="0.01",
+            step="0.0001",
+            price_precision=8,
+            size_precision=8,
+            base="ETH",
+            quote="USDT",
         ),
     },
     "binance-usdm": {
         "BTCUSDT": _instrument(
-            "binance-usdm", "BTCUSDT", tick="0.10", step="0.001",
-            price_precision=2, size_precision=3, base="BTC", quote="USDT",
+            "binance-usdm",
+            "BTCUSDT",
+            tick="0.10",
+            step="0.001",
+            price_precision=2,
+            size_precision=3,
+            base="BTC",
+            quote="USDT",
         ),
         "ETHUSDT": _instrument(
-            "binance-usdm", "ETHUSDT", tick="0.01", step="0.001",
-            price_precision=2, size_precision=3, base="ETH", quote="USDT",
+            "binance-usdm",
+            "ETHUSDT",
+            tick="0.01",
+            step="0.001",
+            price_precision=2,
+            size_precision=3,
+            base="ETH",
+            quote="USDT",
         ),
     },
     "binance-coinm": {},
 }
 
 
-def instrument_from_strings(venue: str, symbol: str, prices: Iterable[str], sizes: Iterable[str]) -> Instrument:
+def instrument_from_strings(
+    venue: str, symbol: str, prices: Iterable[str], sizes: Iterable[str]
+) -> Instrument:
     """Infer an instrument's precisions from the decimals of strings the venue sent."""
     price_precision = max((decimal_places(text) for text in prices), default=8)
     size_precision = max((decimal_places(text) for text in sizes), default=8)

@@ -13,7 +13,7 @@ import msgspec
 
 from tradekernel_sdk import types
 
-__all__ = ["decode", "encode", "SERIALISABLE_TYPES"]
+__all__ = ["SERIALISABLE_TYPES", "decode", "encode"]
 
 SERIALISABLE_TYPES: tuple[type[Any], ...] = (
     types.Instrument,

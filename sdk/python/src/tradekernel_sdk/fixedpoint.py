@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "FixedPointError",
     "FixedConverter",
+    "FixedPointError",
     "decimal_places",
     "from_fixed",
     "to_fixed",
@@ -27,6 +27,8 @@ class FixedPointError(ValueError):
 
 def to_fixed(text: str, precision: int) -> int:
     """Return ``text`` as an integer number of ``10**-precision`` units, exactly."""
+    if type(text) is not str:
+        raise FixedPointError(f"expected a decimal string, got {type(text).__name__} {text!r}")
     whole, dot, frac = text.partition(".")
     # Fast path for what venues send: unsigned ASCII digits. (str.isdigit alone
     # would admit other scripts' digits, and int() alone would admit "1_0" or " 1".)
@@ -69,7 +71,7 @@ class FixedConverter(dict[str, int]):
     The memo is cleared when it reaches ``max_entries``.
     """
 
-    __slots__ = ("precision", "max_entries")
+    __slots__ = ("max_entries", "precision")
 
     def __init__(self, precision: int, max_entries: int = 1 << 17) -> None:
         super().__init__()
