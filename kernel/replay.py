@@ -126,6 +126,18 @@ def summarise(feed: Feed, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
     return books
 
 
+async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep for ``seconds``; return True early if ``stop`` is set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def replay(
     frames: Iterable[RawFrame],
     feed: Feed,
@@ -160,13 +172,16 @@ async def replay(
             if speed is not None:
                 due = wall_start + (current_ns - first_ns) / 1e9 / speed
                 delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                if delay > 0 and await _stopped_within(stop, delay):
+                    interrupted = True
+                    break
             on_frame(frame)
             frames_seen += 1
             if frames_seen >= batch_end:
                 break
         else:
+            break
+        if interrupted:
             break
         if progress is not None:
             progress.update(frames_seen, first_ns, current_ns)

@@ -1,0 +1,88 @@
+"""Configuration errors name the field they are about."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernel.service.config import ConfigError, default_config, load_config, parse_config
+
+
+def test_default_config_replays_the_bundled_data_through_paper() -> None:
+    config = default_config()
+    assert [replay.venue for replay in config.replay] == ["binance"]
+    assert all(path.exists() for path in config.replay[0].files)
+    assert config.paper.enabled
+    assert config.metrics.host == "127.0.0.1"
+
+
+def test_full_configuration_is_parsed(tmp_path: Path, bundled_data: Path) -> None:
+    data = bundled_data / "binance_spot" / "btcusdt_20240808_head12000.gz"
+    path = tmp_path / "kernel.toml"
+    path.write_text(f"""
+[kernel]
+shutdown_timeout_s = 3
+
+[logging]
+level = "debug"
+json = true
+
+[metrics]
+port = 0
+
+[[replay]]
+venue = "binance"
+files = ["{data}"]
+speed = 50
+verify = false
+
+[paper]
+maker_fee_bps = 0
+latency_ms = 20
+""")
+    config = load_config(path)
+    assert config.logging.level == "DEBUG"
+    assert config.logging.json
+    assert config.replay[0].speed == 50.0
+    assert not config.replay[0].verify
+    assert config.paper.latency_ms == 20.0
+    assert config.shutdown_timeout_s == 3.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"metrics": {"port": 70000}}, "metrics.port: must be between 0 and 65535"),
+        ({"metrics": {"prot": 1}}, "metrics.prot: unknown setting"),
+        ({"replay": [{"venue": "nasdaq", "files": ["x"]}]}, "replay[0].files: no such file"),
+        ({"replay": [{"files": []}]}, "replay[0].files: at least one file"),
+        ({"paper": {"taker_fee_bps": "5"}}, "paper.taker_fee_bps: expected a number"),
+        ({"logging": {"level": "LOUD"}}, "logging.level: expected one of"),
+        ({"replay": {"venue": "binance"}}, "replay: expected an array of tables"),
+        ({"surprise": {}}, "surprise: unknown setting"),
+    ],
+)
+def test_invalid_settings_are_refused_with_the_field_named(
+    raw: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw)
+    assert message in str(error.value)
+
+
+def test_bad_speed_and_venue_are_named(bundled_data: Path) -> None:
+    data = str(bundled_data / "binance_spot" / "btcusdt_20240808_head12000.gz")
+    with pytest.raises(ConfigError, match=r"replay\[0\]\.speed: expected a positive number"):
+        parse_config({"replay": [{"venue": "binance", "files": [data], "speed": -1}]})
+    with pytest.raises(ConfigError, match=r"replay\[0\]\.venue: expected one of"):
+        parse_config({"replay": [{"venue": "nasdaq", "files": [data]}]})
+
+
+def test_missing_and_invalid_files_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "absent.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[metrics\nport = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
