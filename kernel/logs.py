@@ -57,7 +57,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", *, json_lines: bool = False, stream: TextIO | None = None) -> None:
+def setup_logging(
+    level: str = "INFO", *, json_lines: bool = False, stream: TextIO | None = None
+) -> None:
     """Configure the root logger once for the process."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(SecretRedactor())

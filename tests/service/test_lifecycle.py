@@ -76,7 +76,7 @@ def test_failed_start_stops_what_was_started_and_names_the_component() -> None:
 def test_start_that_never_becomes_ready_times_out() -> None:
     journal: list[str] = []
     lifecycle = Lifecycle([Recording("slow", journal, start_delay=5)], start_timeout_s=0.05)
-    with pytest.raises(StartupError, match="slow was not ready within 0.05s"):
+    with pytest.raises(StartupError, match=r"slow was not ready within 0\.05s"):
         asyncio.run(lifecycle.start())
 
 
