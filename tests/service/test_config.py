@@ -86,3 +86,10 @@ def test_missing_and_invalid_files_are_clear(tmp_path: Path) -> None:
     broken.write_text("[metrics\nport = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def test_example_deployment_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "deploy" / "kernel.example.toml")
+    assert [replay.venue for replay in config.replay] == ["binance", "okx"]
+    assert config.metrics.host == "127.0.0.1"
