@@ -11,6 +11,7 @@ from pathlib import Path
 import uvloop
 
 import kernel
+from kernel.adapters.base import STAT_NAMES
 from kernel.adapters.registry import REPLAY_VENUES, create_feed
 from kernel.bus import Bus
 from kernel.logs import setup_logging
@@ -101,21 +102,7 @@ def _replay_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
     else:
-        for key in (
-            "frames",
-            "book_updates",
-            "level_updates",
-            "quotes",
-            "trades",
-            "resyncs",
-            "gaps",
-            "oracle_checks",
-            "oracle_mismatches",
-            "checksum_checks",
-            "checksum_failures",
-            "crossed_books",
-            "malformed_frames",
-        ):
+        for key in STAT_NAMES:
             print(f"{key:<20} {data[key]:>12,}")
         print(f"{'seconds':<20} {data['seconds']:>12.3f}")
         print(f"{'level updates/s':<20} {data['level_updates_per_second']:>12,}")

@@ -441,20 +441,7 @@ class OkxFeed:
             raise
         book = state.book
         book.apply(bids, asks)
-        if checksum is not None:
-            stats.checksum_checks += 1
-            ours = _book_checksum(state)
-            if ours != checksum:
-                stats.checksum_failures += 1
-                self._invalidate(
-                    state, f"checksum mismatch: venue {checksum}, book {ours}", recv_ns
-                )
-                return
-        bid_prices = state.bid_prices
-        ask_prices = state.ask_prices
-        if bid_prices and ask_prices and bid_prices[-1] >= ask_prices[0]:
-            stats.crossed_books += 1
-            self._invalidate(state, "crossed book", recv_ns)
+        if not self._verified(state, checksum, recv_ns, "checksum mismatch"):
             return
         state.count += 1
         if seq_id is not None:
@@ -525,20 +512,7 @@ class OkxFeed:
         state.ask_texts = ask_texts
         state.bid_prices = sorted(bid_texts)
         state.ask_prices = sorted(ask_texts)
-        if checksum is not None:
-            stats.checksum_checks += 1
-            ours = _book_checksum(state)
-            if ours != checksum:
-                stats.checksum_failures += 1
-                self._invalidate(
-                    state, f"checksum mismatch on snapshot: venue {checksum}, book {ours}", recv_ns
-                )
-                return
-        bid_prices = state.bid_prices
-        ask_prices = state.ask_prices
-        if bid_prices and ask_prices and bid_prices[-1] >= ask_prices[0]:
-            stats.crossed_books += 1
-            self._invalidate(state, "crossed book", recv_ns)
+        if not self._verified(state, checksum, recv_ns, "checksum mismatch on snapshot"):
             return
         state.count += 1
         state.seq_id = seq_id
@@ -588,6 +562,24 @@ class OkxFeed:
                 recv_ns,
             ),
         )
+
+    def _verified(self, state: _Symbol, checksum: int | None, recv_ns: int, what: str) -> bool:
+        """Check the venue checksum (when sent) and crossing; invalidate the book on failure."""
+        stats = self.stats
+        if checksum is not None:
+            stats.checksum_checks += 1
+            ours = _book_checksum(state)
+            if ours != checksum:
+                stats.checksum_failures += 1
+                self._invalidate(state, f"{what}: venue {checksum}, book {ours}", recv_ns)
+                return False
+        bid_prices = state.bid_prices
+        ask_prices = state.ask_prices
+        if bid_prices and ask_prices and bid_prices[-1] >= ask_prices[0]:
+            stats.crossed_books += 1
+            self._invalidate(state, "crossed book", recv_ns)
+            return False
+        return True
 
     def _invalidate(self, state: _Symbol, reason: str, recv_ns: int) -> None:
         """Clear the book and announce that it cannot be trusted until the next snapshot."""
