@@ -18,7 +18,7 @@ and diffs are buffered until the next snapshot resynchronises it.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -108,7 +108,8 @@ class _Symbol:
         self.sizes = FixedConverter(instrument.size_precision)
         self.tops: dict[int, _Top] = {}
         self.top_ids: deque[int] = deque()
-        self.pending_tickers: OrderedDict[int, _Top] = OrderedDict()
+        # bookTickers that arrived before the diff with their update id, in id order.
+        self.pending_tickers: deque[tuple[int, _Top]] = deque(maxlen=_PENDING_TICKERS)
         symbol = instrument.symbol
         self.book_topic = topics.book(venue, symbol)
         self.snapshot_topic = topics.snapshot(venue, symbol)
@@ -420,11 +421,14 @@ class BinanceFeed:
             top_ids.append(last_id)
             if len(top_ids) > _ORACLE_WINDOW:
                 tops.pop(top_ids.popleft(), None)
-            waiting = entry.pending_tickers.pop(last_id, None)
-            if waiting is not None and not self._check_oracle(
-                entry, last_id, waiting, top, recv_ns
-            ):
-                return False
+            pending = entry.pending_tickers
+            if pending:
+                while pending and pending[0][0] < last_id:
+                    pending.popleft()  # its update id fell inside an earlier diff
+                if pending and pending[0][0] == last_id:
+                    ticker = pending.popleft()[1]
+                    if not self._check_oracle(entry, last_id, ticker, top, recv_ns):
+                        return False
 
         if not syncing:
             handlers = self.bus.handlers_for(entry.book_topic)
@@ -478,10 +482,7 @@ class BinanceFeed:
         if top is not None:
             self._check_oracle(entry, update_id, ticker, top, recv_ns)
         elif update_id > entry.last_u:
-            pending = entry.pending_tickers
-            pending[update_id] = ticker
-            if len(pending) > _PENDING_TICKERS:
-                pending.popitem(last=False)
+            entry.pending_tickers.append((update_id, ticker))
 
     def _check_oracle(
         self, entry: _Symbol, update_id: int, ticker: _Top, top: _Top, recv_ns: int
