@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,27 +10,15 @@ import pytest
 import kernel
 from kernel.adapters.base import RawFrame
 from kernel.adapters.okx import load_okx_instruments
+from kernel.recording import open_frames
 from tradekernel_sdk.types import Instrument
 
 BUNDLED = Path(kernel.__file__).parent / "data" / "okx_v5"
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "orderbook" / "okx_v5"
 
 
 def read_okx_capture(path: Path) -> list[RawFrame]:
-    """Return the received frames of a cryptofeed text capture (``<epoch_s>: <json>`` lines).
-
-    Sent subscriptions (``<-``) and connection openings (``<->``) are skipped.
-    """
-    frames = []
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            head, sep, body = line.partition(": ")
-            if not sep or " <- " in head or " <-> " in head:
-                continue
-            whole, _, frac = head.partition(".")
-            recv_ns = int(whole) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-            frames.append(RawFrame(recv_ns, body.rstrip("\n").encode(), str(path)))
-    return frames
+    """Return the received frames of a cryptofeed text capture, through the shared reader."""
+    return list(open_frames(path))
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +39,7 @@ def okx_catalog() -> dict[str, Instrument]:
     return load_okx_instruments(BUNDLED / "OKX.0.gz")
 
 
-@pytest.fixture(scope="session")
-def shared_okx_dir() -> Path:
-    """Return ../shared/data/orderbook/okx_v5, skipping the test when it is absent."""
-    if not (SHARED / "OKX.ws.1.0.gz").is_file():
-        pytest.skip(f"shared OKX data not found at {SHARED} (only present in the dev workspace)")
-    return SHARED
+@pytest.fixture
+def shared_okx_dir(shared_data: Path) -> Path:
+    """Return the shared OKX capture folder (the test is skipped when it is absent)."""
+    return shared_data / "orderbook" / "okx_v5"
