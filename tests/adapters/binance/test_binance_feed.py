@@ -9,7 +9,7 @@ import pytest
 from binance_frames import frame, load, run_feed
 
 from kernel.adapters.base import RawFrame
-from kernel.adapters.binance import BinanceFeed
+from kernel.adapters.binance import BinanceFeed, Market
 from kernel.book import L2Book
 from kernel.bus import Bus
 from tradekernel_sdk.types import BookDelta, BookState, BookStatus
@@ -183,9 +183,12 @@ def _futures_diff(
     }
 
 
-def test_futures_sync_uses_pu_chain_and_accepts_a_diff_straddling_the_snapshot() -> None:
+@pytest.mark.parametrize("market", ["usdm", "coinm"])
+def test_futures_sync_uses_pu_chain_and_accepts_a_diff_straddling_the_snapshot(
+    market: Market,
+) -> None:
     bus = Bus()
-    feed = BinanceFeed(bus, "usdm")
+    feed = BinanceFeed(bus, market)
     feed.on_frame(frame(_futures_diff(90, 95, 89, [["100.00", "1.000"]], [])))
     feed.on_frame(frame(_futures_diff(96, 104, 95, [["100.10", "2.000"]], [])))
     feed.on_frame(
