@@ -16,7 +16,7 @@ from kernel.adapters.registry import REPLAY_VENUES, create_feed
 from kernel.bus import Bus
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
-from kernel.recording import merge_frames, open_reader
+from kernel.recording import CODECS, RecordingWriter, merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
 from kernel.service import ConfigError, StartupError, default_config, load_config, run
 
@@ -81,7 +81,32 @@ def _parser() -> argparse.ArgumentParser:
         help="replay at N times recorded speed, or 'max' (default)",
     )
     rep.add_argument("--no-progress", action="store_true", help="hide the progress indicator")
+    convert = commands.add_parser(
+        "convert",
+        help="write captures as one tradekernel recording (TKR1)",
+        description="Merge captures (any format replay reads) by receive time into a TKR1 "
+        "recording; appends when OUT exists.",
+    )
+    convert.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    convert.add_argument("--out", required=True, type=Path, help="the TKR1 file to write")
+    convert.add_argument("--codec", default="zstd", choices=sorted(CODECS))
     return parser
+
+
+def _convert_command(args: argparse.Namespace) -> int:
+    missing = [str(path) for path in args.files if not path.exists()]
+    if missing:
+        print(f"tradekernel convert: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    readers = [open_reader(path) for path in args.files]
+    with RecordingWriter(args.out, codec=args.codec) as writer:
+        for frame in merge_frames(*readers):
+            writer.write(frame)
+    skipped = sum(getattr(reader, "malformed_lines", 0) for reader in readers)
+    print(
+        f"wrote {writer.frames_written:,} frames to {args.out} ({skipped:,} malformed lines skipped)"
+    )
+    return 0
 
 
 def _replay_command(args: argparse.Namespace) -> int:
@@ -132,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, json_lines=args.log_json)
     if args.command == "replay":
         return _replay_command(args)
+    if args.command == "convert":
+        return _convert_command(args)
     return _run_command(args)
 
 

@@ -123,3 +123,29 @@ def test_shared_okx_capture_verifies_every_checksum(shared_data: Path) -> None:
     )
     assert status == 0
     assert report["checksum_checks"] == 290
+
+
+def test_converted_recording_replays_exactly_like_its_source(
+    bundled_data: Path, tmp_path: Path
+) -> None:
+    spot = bundled_data / "binance_spot"
+    sources = [
+        str(spot / "btcusdt_20240808_head12000.gz"),
+        str(spot / "ethusdt_20240808_head12000.gz"),
+    ]
+    recording = tmp_path / "spot.tkr"
+    done = subprocess.run(
+        [sys.executable, "-m", "kernel", "convert", *sources, "--out", str(recording)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 24,000 frames" in done.stdout
+    _, original, _ = _replay(*sources, "--venue", "binance", "--verify")
+    status, replayed, _ = _replay(str(recording), "--venue", "binance", "--verify")
+    assert status == 0
+    for key in REQUIRED_KEYS - {"seconds"}:
+        assert replayed[key] == original[key], key
+    assert replayed["books"] == original["books"]
