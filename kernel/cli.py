@@ -103,9 +103,8 @@ def _convert_command(args: argparse.Namespace) -> int:
         for frame in merge_frames(*readers):
             writer.write(frame)
     skipped = sum(getattr(reader, "malformed_lines", 0) for reader in readers)
-    print(
-        f"wrote {writer.frames_written:,} frames to {args.out} ({skipped:,} malformed lines skipped)"
-    )
+    written = writer.frames_written
+    print(f"wrote {written:,} frames to {args.out} ({skipped:,} malformed lines skipped)")
     return 0
 
 
