@@ -11,8 +11,9 @@ symbols. Each symbol's book follows Binance's documented local-book procedure:
 
 A broken chain, a crossed book or a ``bookTicker`` that disagrees with the book
 at the same update id marks the book INVALID: a :class:`BookStatus` is
-published, the failure is counted, nothing more is published from that book,
-and diffs are buffered until the next snapshot resynchronises it.
+published, the failure is counted, the book is emptied, nothing more is
+published from it, and diffs are buffered until the next snapshot
+resynchronises it.
 """
 
 from __future__ import annotations
@@ -536,6 +537,7 @@ class BinanceFeed:
             reason,
         )
         entry.snapshot_id = None
+        entry.book.clear()  # nobody may read levels that are known to be wrong
         entry.tops.clear()
         entry.top_ids.clear()
         entry.pending_tickers.clear()
