@@ -1,0 +1,5 @@
+"""Order state: the state machine, and the manager that journals and routes orders."""
+
+from kernel.orders.model import TERMINAL, TRANSITIONS, InvalidTransitionError, Order, OrderStatus
+
+__all__ = ["TERMINAL", "TRANSITIONS", "InvalidTransitionError", "Order", "OrderStatus"]
