@@ -56,3 +56,21 @@ def test_instrument_converts_its_own_strings() -> None:
 def test_decoding_garbage_raises_a_clear_error() -> None:
     with pytest.raises(msgspec.DecodeError):
         codec.decode(msgpack.packb(["Nope", 1]))
+
+
+def test_order_messages_round_trip_through_msgpack() -> None:
+    from tradekernel_sdk.orders import (
+        Liquidity,
+        OrderFilled,
+        OrderRequest,
+        OrderSide,
+        OrderType,
+        TimeInForce,
+    )
+
+    request = OrderRequest(
+        "c-1", "paper", "BTCUSDT", OrderSide.BUY, OrderType.LIMIT, 5, 100, TimeInForce.IOC, 7
+    )
+    fill = OrderFilled("c-1", "v-1", "paper", "BTCUSDT", 8, "f-1", 100, 5, 0, 12, Liquidity.TAKER)
+    for value in (request, fill):
+        assert codec.decode(codec.encode(value)) == value

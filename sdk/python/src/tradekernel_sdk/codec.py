@@ -1,4 +1,4 @@
-"""MessagePack encoding of the SDK's domain types.
+"""MessagePack encoding of the SDK's market-data and order types.
 
 Each value encodes as a MessagePack array whose first element names its type
 (``["Quote", "binance", "BTCUSDT", ...]``), so any MessagePack reader can decode
@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from tradekernel_sdk import types
+from tradekernel_sdk import orders, types
 
 __all__ = ["SERIALISABLE_TYPES", "decode", "encode"]
 
@@ -23,6 +23,14 @@ SERIALISABLE_TYPES: tuple[type[Any], ...] = (
     types.Trade,
     types.Bar,
     types.BookStatus,
+    orders.OrderRequest,
+    orders.CancelRequest,
+    orders.OrderAccepted,
+    orders.OrderRejected,
+    orders.OrderFilled,
+    orders.OrderCanceled,
+    orders.OrderExpired,
+    orders.CancelRejected,
 )
 
 _Serialisable = (
@@ -33,6 +41,9 @@ _Serialisable = (
     | types.Trade
     | types.Bar
     | types.BookStatus
+    | orders.OrderRequest
+    | orders.CancelRequest
+    | orders.OrderEvent
 )
 
 _encoder = msgspec.msgpack.Encoder()
