@@ -55,7 +55,25 @@ def orders(venue: str) -> str:
     return f"events.order.{venue}"
 
 
-PAPER_SUBMIT = "paper.submit"
+def submit_endpoint(venue: str) -> str:
+    """Endpoint taking :class:`~tradekernel_sdk.orders.OrderRequest` commands for ``venue``."""
+    return f"{venue}.submit"
+
+
+def cancel_endpoint(venue: str) -> str:
+    """Endpoint taking :class:`~tradekernel_sdk.orders.CancelRequest` commands for ``venue``."""
+    return f"{venue}.cancel"
+
+
+def order_updates(strategy: str) -> str:
+    """Topic of the order manager's order updates for one strategy (``""``: no strategy)."""
+    return f"oms.order.{strategy or '_'}"
+
+
+RISK_EVENTS = "events.risk"
+"""Topic of risk-engine events: denials and trading-state changes."""
+
+PAPER_SUBMIT = submit_endpoint("paper")
 """Endpoint taking order requests for the paper venue."""
-PAPER_CANCEL = "paper.cancel"
+PAPER_CANCEL = cancel_endpoint("paper")
 """Endpoint taking cancel requests for the paper venue."""

@@ -274,9 +274,12 @@ class PaperVenue:
             bus.subscribe(pattern, handler)
         self._endpoints: list[str] = []
         if register_endpoints:
-            bus.register_endpoint(topics.PAPER_SUBMIT, self.submit)
-            bus.register_endpoint(topics.PAPER_CANCEL, self.cancel)
-            self._endpoints = [topics.PAPER_SUBMIT, topics.PAPER_CANCEL]
+            self._endpoints = [
+                topics.submit_endpoint(venue_name),
+                topics.cancel_endpoint(venue_name),
+            ]
+            bus.register_endpoint(self._endpoints[0], self.submit)
+            bus.register_endpoint(self._endpoints[1], self.cancel)
 
     # -- requests --------------------------------------------------------------
 
