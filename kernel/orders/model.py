@@ -16,10 +16,9 @@ Transitions not in :data:`TRANSITIONS` are refused with
 
 from __future__ import annotations
 
-import enum
 from typing import Final
 
-from tradekernel_sdk.orders import OrderSide, OrderType, TimeInForce
+from tradekernel_sdk.orders import OrderSide, OrderStatus, OrderType, OrderUpdate, TimeInForce
 
 __all__ = [
     "TERMINAL",
@@ -28,20 +27,6 @@ __all__ = [
     "Order",
     "OrderStatus",
 ]
-
-
-class OrderStatus(enum.Enum):
-    """Where an order is in its life."""
-
-    PENDING_NEW = "pending_new"
-    NEW = "new"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    PENDING_CANCEL = "pending_cancel"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    DENIED = "denied"
 
 
 S = OrderStatus
@@ -187,6 +172,25 @@ class Order:
         if self.filled_quantity and previous is OrderStatus.NEW:
             previous = OrderStatus.PARTIALLY_FILLED
         self.transition(previous, ts_ns)
+
+    def snapshot(self) -> OrderUpdate:
+        """Return an immutable copy of the order's current state."""
+        return OrderUpdate(
+            client_order_id=self.client_order_id,
+            strategy=self.strategy,
+            venue=self.venue,
+            symbol=self.symbol,
+            side=self.side,
+            order_type=self.order_type,
+            quantity=self.quantity,
+            price=self.price,
+            status=self.status,
+            filled_quantity=self.filled_quantity,
+            filled_notional=self.filled_notional,
+            fees=self.fees,
+            reason=self.reason,
+            ts_event=self.ts_updated,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -31,6 +31,7 @@ SERIALISABLE_TYPES: tuple[type[Any], ...] = (
     orders.OrderCanceled,
     orders.OrderExpired,
     orders.CancelRejected,
+    orders.OrderUpdate,
 )
 
 _Serialisable = (
@@ -44,6 +45,7 @@ _Serialisable = (
     | orders.OrderRequest
     | orders.CancelRequest
     | orders.OrderEvent
+    | orders.OrderUpdate
 )
 
 _encoder = msgspec.msgpack.Encoder()

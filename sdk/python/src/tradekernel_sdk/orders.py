@@ -38,7 +38,9 @@ __all__ = [
     "OrderRejected",
     "OrderRequest",
     "OrderSide",
+    "OrderStatus",
     "OrderType",
+    "OrderUpdate",
     "TimeInForce",
 ]
 
@@ -73,6 +75,25 @@ class TimeInForce(enum.Enum):
     """Fill or kill: fill the whole quantity at once or nothing."""
     POST_ONLY = "post_only"
     """Rest in the book as maker only; rejected if it would take liquidity."""
+
+
+class OrderStatus(enum.Enum):
+    """Where an order is in its life, as the kernel's order manager tracks it."""
+
+    PENDING_NEW = "pending_new"
+    """Sent to the venue, not yet acknowledged."""
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    """A cancel was sent; fills may still arrive before its answer."""
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    """The venue refused the order."""
+    EXPIRED = "expired"
+    """The venue ended the order itself (an IOC remainder, a market order out of liquidity)."""
+    DENIED = "denied"
+    """The kernel's risk engine refused the order; it never reached a venue."""
 
 
 class Liquidity(enum.Enum):
@@ -181,6 +202,29 @@ class CancelRejected(msgspec.Struct, frozen=True, array_like=True, tag=True):
     symbol: str
     ts_event: int
     reason: str
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, array_like=True, tag=True):
+    """The order manager's view of one order after a change, sent to its strategy.
+
+    ``filled_notional`` is the sum of ``price * quantity`` over fills (at price
+    + size precision), so the average fill price is exact as a fraction.
+    """
+
+    client_order_id: str
+    strategy: str
+    venue: str
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    quantity: int
+    price: int | None
+    status: OrderStatus
+    filled_quantity: int
+    filled_notional: int
+    fees: int
+    reason: str
+    ts_event: int
 
 
 OrderEvent = (

@@ -1,0 +1,284 @@
+"""The order manager: every order passes risk, is journaled, then routed.
+
+Commands (submit, cancel) and venue events are appended to the journal
+*before* they change any state or leave the process, so replaying the
+journal after a crash rebuilds exactly the orders and positions the kernel had
+acknowledged. Client order ids are idempotency keys: a second submit with the
+same id returns the first order and sends nothing.
+
+Journal records (kind → payload):
+
+* ``submit``: ``[strategy, encoded OrderRequest]``
+* ``deny``: ``[strategy, encoded OrderRequest, reason, detail]``
+* ``cancel``: ``[encoded CancelRequest]``
+* ``event``: ``[encoded venue order event]``
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from kernel.bus import Bus, topics
+from kernel.orders.model import InvalidTransitionError, Order, OrderStatus
+from kernel.portfolio import Portfolio
+from tradekernel_sdk import codec
+from tradekernel_sdk.orders import (
+    CancelRejected,
+    CancelRequest,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+)
+from tradekernel_sdk.types import Instrument
+
+__all__ = ["JournalWriter", "OrderManager", "RiskGate", "RiskVerdict"]
+
+log = logging.getLogger(__name__)
+
+
+class JournalWriter(Protocol):
+    """What the order manager needs of a journal."""
+
+    def append(self, kind: str, payload: Any, ts_ns: int | None = None) -> int:
+        """Append one record durably (per the journal's policy); return its sequence."""
+        ...
+
+
+class RiskVerdict(Protocol):
+    """The risk engine's answer about one order."""
+
+    @property
+    def approved(self) -> bool: ...
+
+    @property
+    def reason(self) -> Any: ...
+
+    @property
+    def detail(self) -> str: ...
+
+
+class RiskGate(Protocol):
+    """What the order manager needs of the risk engine."""
+
+    def check(self, request: OrderRequest) -> RiskVerdict:
+        """Approve or deny one order request."""
+        ...
+
+
+class OrderManager:
+    """Orders, their state machine, positions, the journal and venue routing."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        journal: JournalWriter,
+        risk: RiskGate,
+        instruments: Callable[[str, str], Instrument | None],
+        clock: Callable[[], int],
+        portfolio: Portfolio | None = None,
+        venues: Iterable[str] = ("paper",),
+    ) -> None:
+        self.bus = bus
+        self.journal = journal
+        self.risk = risk
+        self.instruments = instruments
+        self.clock = clock
+        self.portfolio = portfolio or Portfolio()
+        self.orders: dict[str, Order] = {}
+        self._by_venue_id: dict[tuple[str, str], str] = {}
+        self.duplicate_submits = 0
+        self.denials: dict[str, int] = {}
+        self.invalid_events = 0
+        self.unknown_events = 0
+        self._venues = tuple(venues)
+        self._subscriptions: list[tuple[str, Callable[[Any], None]]] = [
+            (topics.orders(venue), self.on_venue_event) for venue in self._venues
+        ]
+        for pattern, handler in self._subscriptions:
+            bus.subscribe(pattern, handler)
+
+    def close(self) -> None:
+        """Stop listening to venue events."""
+        for pattern, handler in self._subscriptions:
+            self.bus.unsubscribe(pattern, handler)
+        self._subscriptions.clear()
+
+    # -- commands ------------------------------------------------------------
+
+    def submit(self, request: OrderRequest, strategy: str = "") -> Order:
+        """Check, journal and route one order; a known client order id returns the known order."""
+        existing = self.orders.get(request.client_order_id)
+        if existing is not None:
+            self.duplicate_submits += 1
+            log.info("duplicate submit of %s ignored", request.client_order_id)
+            return existing
+        if request.venue not in self._venues:
+            raise ValueError(f"no route to venue {request.venue!r}")
+        verdict = self.risk.check(request)
+        if not verdict.approved:
+            reason = str(getattr(verdict.reason, "value", verdict.reason))
+            self.journal.append(
+                "deny", [strategy, codec.encode(request), reason, verdict.detail], self.clock()
+            )
+            order = self._new_order(request, strategy)
+            order.status = OrderStatus.DENIED
+            order.reason = f"{reason}: {verdict.detail}"
+            self.denials[reason] = self.denials.get(reason, 0) + 1
+            self._publish(order)
+            return order
+        self.journal.append("submit", [strategy, codec.encode(request)], self.clock())
+        order = self._new_order(request, strategy)
+        self._publish(order)
+        self.bus.send(topics.submit_endpoint(request.venue), request)
+        return order
+
+    def cancel(self, client_order_id: str) -> bool:
+        """Journal and route a cancel; return False when the order is unknown or not open."""
+        order = self.orders.get(client_order_id)
+        if order is None or not order.is_open or order.status is OrderStatus.PENDING_CANCEL:
+            return False
+        request = CancelRequest(client_order_id, order.venue, order.symbol, self.clock())
+        self.journal.append("cancel", [codec.encode(request)], request.ts_submit)
+        order.transition(OrderStatus.PENDING_CANCEL, request.ts_submit)
+        self._publish(order)
+        self.bus.send(topics.cancel_endpoint(order.venue), request)
+        return True
+
+    def cancel_all(self, venue: str | None = None, symbol: str | None = None) -> int:
+        """Cancel every open order (of a venue, of a symbol); return how many were sent."""
+        return sum(
+            self.cancel(order.client_order_id)
+            for order in list(self.orders.values())
+            if order.is_open
+            and (venue is None or order.venue == venue)
+            and (symbol is None or order.symbol == symbol)
+        )
+
+    # -- venue events --------------------------------------------------------
+
+    def on_venue_event(self, event: Any) -> None:
+        """Journal a venue's order event, then apply it."""
+        if not isinstance(
+            event,
+            OrderAccepted
+            | OrderRejected
+            | OrderFilled
+            | OrderCanceled
+            | OrderExpired
+            | CancelRejected,
+        ):
+            self.unknown_events += 1
+            log.warning("ignoring unknown order event %r", event)
+            return
+        if event.client_order_id not in self.orders:
+            self.unknown_events += 1
+            log.warning("venue event for unknown order %s: %r", event.client_order_id, event)
+            return
+        self.journal.append("event", [codec.encode(event)], event.ts_event)
+        self._apply_event(event)
+
+    def _apply_event(self, event: Any) -> None:
+        order = self.orders[event.client_order_id]
+        try:
+            if isinstance(event, OrderFilled):
+                order.apply_fill(event.quantity, event.price, event.fee, event.ts_event)
+                instrument = self.instruments(order.venue, order.symbol)
+                if instrument is not None:
+                    self.portfolio.position(instrument).apply_fill(
+                        order.side, event.quantity, event.price, event.fee
+                    )
+            elif isinstance(event, OrderAccepted):
+                if order.status is OrderStatus.PENDING_NEW:
+                    order.transition(OrderStatus.NEW, event.ts_event)
+                order.venue_order_id = event.venue_order_id
+                self._by_venue_id[(order.venue, event.venue_order_id)] = order.client_order_id
+            elif isinstance(event, OrderRejected):
+                order.reason = event.reason
+                order.transition(OrderStatus.REJECTED, event.ts_event)
+            elif isinstance(event, OrderCanceled):
+                order.transition(OrderStatus.CANCELED, event.ts_event)
+            elif isinstance(event, OrderExpired):
+                order.reason = event.reason
+                order.transition(OrderStatus.EXPIRED, event.ts_event)
+            elif isinstance(event, CancelRejected):
+                order.cancel_refused(event.ts_event)
+        except InvalidTransitionError as error:
+            self.invalid_events += 1
+            log.error("%s (event %r)", error, event)
+            return
+        self._publish(order)
+
+    # -- recovery ------------------------------------------------------------
+
+    def recover(self, records: Iterable[tuple[str, Any]]) -> int:
+        """Rebuild orders and positions from journal ``(kind, payload)`` records; return the count.
+
+        Nothing is routed and nothing is journaled again: the records describe
+        what already happened.
+        """
+        count = 0
+        for kind, payload in records:
+            count += 1
+            if kind in ("submit", "deny"):
+                strategy, encoded = payload[0], payload[1]
+                request = codec.decode(encoded)
+                order = self._new_order(request, strategy)
+                if kind == "deny":
+                    order.status = OrderStatus.DENIED
+                    order.reason = f"{payload[2]}: {payload[3]}"
+            elif kind == "cancel":
+                request = codec.decode(payload[0])
+                order = self.orders[request.client_order_id]
+                if order.is_open and order.status is not OrderStatus.PENDING_CANCEL:
+                    order.transition(OrderStatus.PENDING_CANCEL, request.ts_submit)
+            elif kind == "event":
+                self._apply_event(codec.decode(payload[0]))
+            else:
+                raise ValueError(f"unknown journal record kind {kind!r}")
+        return count
+
+    # -- queries -------------------------------------------------------------
+
+    def open_orders(self, venue: str | None = None, symbol: str | None = None) -> list[Order]:
+        """Return open orders, oldest first."""
+        return [
+            order
+            for order in self.orders.values()
+            if order.is_open
+            and (venue is None or order.venue == venue)
+            and (symbol is None or order.symbol == symbol)
+        ]
+
+    def counts(self) -> Mapping[str, int]:
+        """Return how many orders are in each status."""
+        counts: dict[str, int] = {}
+        for order in self.orders.values():
+            counts[order.status.value] = counts.get(order.status.value, 0) + 1
+        return counts
+
+    # -- internals -----------------------------------------------------------
+
+    def _new_order(self, request: OrderRequest, strategy: str) -> Order:
+        order = Order(
+            client_order_id=request.client_order_id,
+            venue=request.venue,
+            symbol=request.symbol,
+            side=request.side,
+            order_type=request.order_type,
+            quantity=request.quantity,
+            price=request.price,
+            time_in_force=request.time_in_force,
+            strategy=strategy,
+            ts_created=request.ts_submit,
+        )
+        self.orders[request.client_order_id] = order
+        return order
+
+    def _publish(self, order: Order) -> None:
+        self.bus.publish(topics.order_updates(order.strategy), order.snapshot())
