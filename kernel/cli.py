@@ -16,6 +16,8 @@ from kernel.adapters.registry import REPLAY_VENUES, create_feed
 from kernel.bus import Bus
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
+from kernel.plugins import PluginHost
+from kernel.plugins.cli import plugins_list
 from kernel.recording import CODECS, RecordingWriter, merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
 from kernel.service import ConfigError, StartupError, default_config, load_config, run
@@ -81,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
         help="replay at N times recorded speed, or 'max' (default)",
     )
     rep.add_argument("--no-progress", action="store_true", help="hide the progress indicator")
+    plugins = commands.add_parser(
+        "plugins", help="installed plug-ins", description="Inspect installed plug-ins."
+    )
+    plugin_commands = plugins.add_subparsers(dest="plugins_command", required=True)
+    listing = plugin_commands.add_parser(
+        "list",
+        help="every plug-in, its distribution and version, what it registers, whether enabled",
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+
     convert = commands.add_parser(
         "convert",
         help="write captures as one tradekernel recording (TKR1)",
@@ -158,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay_command(args)
     if args.command == "convert":
         return _convert_command(args)
+    if args.command == "plugins":
+        host = PluginHost()
+        host.load()
+        print(plugins_list(host, json=args.json))
+        return 0
     return _run_command(args)
 
 
