@@ -157,7 +157,7 @@ def _run_command(args: argparse.Namespace) -> int:
     setup_logging(config.logging.level, json_lines=config.logging.json or args.log_json)
     try:
         return run(config, json_summary=args.json, progress=not args.no_progress)
-    except StartupError as error:
+    except (ConfigError, StartupError) as error:
         print(f"tradekernel run: {error}", file=sys.stderr)
         return 2
 

@@ -70,6 +70,11 @@ def order_updates(strategy: str) -> str:
     return f"oms.order.{strategy or '_'}"
 
 
+def strategy_events(strategy: str) -> str:
+    """Topic of venue order events (and risk denials) for one strategy's orders."""
+    return f"oms.event.{strategy or '_'}"
+
+
 RISK_EVENTS = "events.risk"
 """Topic of risk-engine events: denials and trading-state changes."""
 

@@ -8,6 +8,8 @@ same id returns the first order and sends nothing.
 
 Journal records (kind → payload):
 
+* ``instrument``: ``[venue, encoded Instrument]``, before the first order on it, so
+  a replay values fills without waiting for market data
 * ``submit``: ``[strategy, encoded OrderRequest]``
 * ``deny``: ``[strategy, encoded OrderRequest, reason, detail]``
 * ``cancel``: ``[encoded CancelRequest]``
@@ -46,6 +48,10 @@ class JournalWriter(Protocol):
 
     def append(self, kind: str, payload: Any, ts_ns: int | None = None) -> int:
         """Append one record durably (per the journal's policy); return its sequence."""
+        ...
+
+    def flush(self) -> int:
+        """Hand buffered records to the operating system (they survive a process crash)."""
         ...
 
 
@@ -91,6 +97,7 @@ class OrderManager:
         self.clock = clock
         self.portfolio = portfolio or Portfolio()
         self.orders: dict[str, Order] = {}
+        self._instruments: dict[tuple[str, str], Instrument] = {}
         self._by_venue_id: dict[tuple[str, str], str] = {}
         self.duplicate_submits = 0
         self.denials: dict[str, int] = {}
@@ -131,8 +138,23 @@ class OrderManager:
             order.reason = f"{reason}: {verdict.detail}"
             self.denials[reason] = self.denials.get(reason, 0) + 1
             self._publish(order)
+            # The strategy hears of a denial as of any other refusal.
+            self.bus.publish(
+                topics.strategy_events(strategy),
+                OrderRejected(
+                    request.client_order_id,
+                    "",
+                    request.venue,
+                    request.symbol,
+                    request.ts_submit,
+                    f"risk: {order.reason}",
+                ),
+            )
             return order
+        self._journal_instrument(request.venue, request.symbol)
         self.journal.append("submit", [strategy, codec.encode(request)], self.clock())
+        # An order the venue may know must be on record even if the process dies now.
+        self.journal.flush()
         order = self._new_order(request, strategy)
         self._publish(order)
         self.bus.send(topics.submit_endpoint(request.venue), request)
@@ -145,6 +167,7 @@ class OrderManager:
             return False
         request = CancelRequest(client_order_id, order.venue, order.symbol, self.clock())
         self.journal.append("cancel", [codec.encode(request)], request.ts_submit)
+        self.journal.flush()
         order.transition(OrderStatus.PENDING_CANCEL, request.ts_submit)
         self._publish(order)
         self.bus.send(topics.cancel_endpoint(order.venue), request)
@@ -181,16 +204,21 @@ class OrderManager:
             log.warning("venue event for unknown order %s: %r", event.client_order_id, event)
             return
         self.journal.append("event", [codec.encode(event)], event.ts_event)
-        self._apply_event(event)
+        if self._apply_event(event):
+            strategy = self.orders[event.client_order_id].strategy
+            self.bus.publish(topics.strategy_events(strategy), event)
 
-    def _apply_event(self, event: Any) -> None:
+    def _apply_event(self, event: Any) -> bool:
+        """Apply a venue event to its order and position; return False when it was invalid."""
         order = self.orders[event.client_order_id]
         try:
             if isinstance(event, OrderFilled):
                 order.apply_fill(event.quantity, event.price, event.fee, event.ts_event)
-                instrument = self.instruments(order.venue, order.symbol)
+                instrument = self._instruments.get((order.venue, order.symbol))
+                if instrument is None:
+                    instrument = self.instruments(order.venue, order.symbol)
                 if instrument is not None:
-                    self.portfolio.position(instrument).apply_fill(
+                    self.portfolio.position(instrument, order.venue).apply_fill(
                         order.side, event.quantity, event.price, event.fee
                     )
             elif isinstance(event, OrderAccepted):
@@ -211,8 +239,9 @@ class OrderManager:
         except InvalidTransitionError as error:
             self.invalid_events += 1
             log.error("%s (event %r)", error, event)
-            return
+            return False
         self._publish(order)
+        return True
 
     # -- recovery ------------------------------------------------------------
 
@@ -232,6 +261,9 @@ class OrderManager:
                 if kind == "deny":
                     order.status = OrderStatus.DENIED
                     order.reason = f"{payload[2]}: {payload[3]}"
+            elif kind == "instrument":
+                instrument = codec.decode(payload[1])
+                self._instruments[(payload[0], instrument.symbol)] = instrument
             elif kind == "cancel":
                 request = codec.decode(payload[0])
                 order = self.orders[request.client_order_id]
@@ -263,6 +295,15 @@ class OrderManager:
         return counts
 
     # -- internals -----------------------------------------------------------
+
+    def _journal_instrument(self, venue: str, symbol: str) -> None:
+        key = (venue, symbol)
+        if key in self._instruments:
+            return
+        instrument = self.instruments(venue, symbol)
+        if instrument is not None:
+            self.journal.append("instrument", [venue, codec.encode(instrument)], self.clock())
+            self._instruments[key] = instrument
 
     def _new_order(self, request: OrderRequest, strategy: str) -> Order:
         order = Order(

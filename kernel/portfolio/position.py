@@ -122,9 +122,13 @@ class Portfolio:
     def __init__(self) -> None:
         self.positions: dict[tuple[str, str], Position] = {}
 
-    def position(self, instrument: Instrument) -> Position:
-        """Return the instrument's position, creating a flat one on first use."""
-        key = (instrument.venue, instrument.symbol)
+    def position(self, instrument: Instrument, venue: str | None = None) -> Position:
+        """Return the position held on ``venue`` (default: the instrument's), flat at first use.
+
+        A paper venue trading a market venue's instrument holds its positions
+        under its own name.
+        """
+        key = (venue or instrument.venue, instrument.symbol)
         position = self.positions.get(key)
         if position is None:
             position = self.positions[key] = Position(instrument)

@@ -15,14 +15,20 @@ from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.adapters.registry import create_feed
 from kernel.bus import Bus
 from kernel.metrics import StageLatency
+from kernel.plugins import PluginHost
 from kernel.service.components import (
     DemoOrderFlow,
     MetricsComponent,
     PaperComponent,
     ReplayComponent,
+    StateDirectory,
+    TradingComponent,
 )
-from kernel.service.config import KernelConfig
+from kernel.service.config import ConfigError, KernelConfig
 from kernel.service.lifecycle import Component, Lifecycle, ShutdownRequest
+from kernel.trading import MarketData, VenueMap
+from kernel.trading.clock import MarketClock
+from tradekernel_sdk.strategy import Strategy, StrategyConfigError, load_strategy_config
 from tradekernel_sdk.types import Instrument
 
 __all__ = ["KernelApp", "build"]
@@ -41,14 +47,42 @@ class KernelApp:
     metrics: MetricsComponent | None = None
     paper: PaperComponent | None = None
     demo: DemoOrderFlow | None = None
+    trading: TradingComponent | None = None
+    plugins: PluginHost | None = None
     started_at: float = field(default_factory=time.perf_counter)
 
 
+def _strategies(
+    config: KernelConfig, host: PluginHost
+) -> list[tuple[str, type[Strategy], Strategy.Config]]:
+    """Resolve each configured strategy to its registered class and validated config."""
+    available = host.strategies()
+    resolved = []
+    for spec in config.strategies:
+        strategy_class = available.get(spec.strategy)
+        if strategy_class is None:
+            installed = ", ".join(sorted(available)) or "none"
+            raise ConfigError(
+                f"strategies.{spec.name}.strategy: no strategy {spec.strategy!r} is registered "
+                f"(installed: {installed})"
+            )
+        try:
+            strategy_config = load_strategy_config(
+                strategy_class, spec.settings, f"strategies.{spec.name}"
+            )
+        except StrategyConfigError as error:
+            raise ConfigError(str(error)) from None
+        resolved.append((spec.name, strategy_class, strategy_config))
+    return resolved
+
+
 def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
-    """Wire bus → metrics → feeds → paper venue → demo flow → replay drivers."""
+    """Wire bus → state → metrics → feeds → paper venue → trading → demo flow → replays."""
     bus = Bus()
     shutdown = ShutdownRequest()
-    components: list[Component] = []
+    state = StateDirectory(config.state_dir)
+    components: list[Component] = [state]
+    clock = MarketClock(bus)
 
     metrics: MetricsComponent | None = None
     if config.metrics.enabled:
@@ -77,15 +111,40 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     if config.paper.enabled and market_feed is not None:
         paper = PaperComponent(bus, config.paper, instruments=instruments, books=market_feed.book)
         components.append(paper)
-        if config.demo.enabled:
-            demo = DemoOrderFlow(
-                bus,
-                config.demo,
-                market_venue=config.paper.market_venue,
-                instruments=instruments,
-                books=market_feed.book,
-            )
-            components.append(demo)
+
+    trading: TradingComponent | None = None
+    host: PluginHost | None = None
+    if config.strategies:
+        if paper is None:
+            raise ConfigError("strategies: trading needs the paper venue and its market's replay")
+        host = PluginHost(allow=config.plugins.allow, block=config.plugins.block)
+        host.load()
+        market = MarketData(
+            books={venue: feed.book for venue, feed in feeds.items()},
+            states={venue: feed.book_state for venue, feed in feeds.items()},
+            instruments={venue: feed.instrument for venue, feed in feeds.items()},
+        )
+        trading = TradingComponent(
+            bus,
+            config=config,
+            strategies=_strategies(config, host),
+            market=market,
+            venues=VenueMap({config.paper.market_venue: "paper"}),
+            state_dir=lambda: state.path,
+            risk_checks=host.risk_checks(),
+            clock=clock,
+        )
+        components.append(trading)
+
+    if paper is not None and market_feed is not None and config.demo.enabled:
+        demo = DemoOrderFlow(
+            bus,
+            config.demo,
+            market_venue=config.paper.market_venue,
+            instruments=instruments,
+            books=market_feed.book,
+        )
+        components.append(demo)
 
     replays: list[ReplayComponent] = []
 
@@ -117,4 +176,6 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         metrics=metrics,
         paper=paper,
         demo=demo,
+        trading=trading,
+        plugins=host,
     )

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from kernel.adapters.base import Feed
 from kernel.book import L2Book
 from kernel.bus import Bus, topics
+from kernel.journal import Journal
 from kernel.metrics import MetricsServer, StageLatency
+from kernel.orders import OrderManager
 from kernel.paper import FeeSchedule, PaperVenue
 from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
-from kernel.service.config import DemoConfig, MetricsConfig, PaperConfig, ReplayConfig
+from kernel.risk import RiskEngine
+from kernel.service.config import (
+    DemoConfig,
+    KernelConfig,
+    MetricsConfig,
+    PaperConfig,
+    ReplayConfig,
+)
 from kernel.service.lifecycle import ShutdownRequest
+from kernel.trading import MarketData, StrategyRunner, TradingContext, VenueMap
 from tradekernel_sdk.orders import (
     CancelRequest,
     OrderFilled,
@@ -26,9 +38,17 @@ from tradekernel_sdk.orders import (
     OrderType,
     TimeInForce,
 )
+from tradekernel_sdk.strategy import Strategy
 from tradekernel_sdk.types import BookDelta, Instrument
 
-__all__ = ["DemoOrderFlow", "MetricsComponent", "PaperComponent", "ReplayComponent"]
+__all__ = [
+    "DemoOrderFlow",
+    "MetricsComponent",
+    "PaperComponent",
+    "ReplayComponent",
+    "StateDirectory",
+    "TradingComponent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +284,138 @@ class DemoOrderFlow:
         elif isinstance(event, OrderRejected):
             self.rejected += 1
             self.reject_reasons[event.reason] = self.reject_reasons.get(event.reason, 0) + 1
+
+
+class TradingComponent:
+    """Journal, risk engine, order manager and strategies, started in that order.
+
+    On start the journal is replayed into the order manager, so orders and
+    positions are those the kernel had acknowledged before a restart; then the
+    strategies start and receive data.
+    """
+
+    name = "trading"
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        config: KernelConfig,
+        strategies: Sequence[tuple[str, type[Strategy], Strategy.Config]],
+        market: MarketData,
+        venues: VenueMap,
+        state_dir: Callable[[], Path],
+        risk_checks: Mapping[str, Any],
+        clock: Callable[[], int],
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.strategy_specs = strategies
+        self.market = market
+        self.venues = venues
+        self.state_dir = state_dir
+        self.risk_checks = risk_checks
+        self.clock = clock
+        self.journal: Journal | None = None
+        self.orders: OrderManager | None = None
+        self.risk: RiskEngine | None = None
+        self.runner: StrategyRunner | None = None
+        self.context: TradingContext | None = None
+        self.recovered = 0
+        self._subscribed: list[tuple[str, Callable[[Any], None]]] = []
+
+    async def start(self) -> None:
+        journal_config = self.config.journal
+        self.journal = Journal.open(
+            self.state_dir() / "journal.tkj",
+            fsync=journal_config.fsync,  # type: ignore[arg-type]
+            batch_records=journal_config.batch_records,
+            batch_interval_ms=journal_config.batch_interval_ms,
+        )
+        self.context = TradingContext(market=self.market, venues=self.venues)
+        self.risk = RiskEngine(
+            self.config.risk, self.context, clock=self.clock, on_halt=self._on_halt, bus=self.bus
+        )
+        for name, check in self.risk_checks.items():
+            self.risk.register_check(name, check)
+        self.orders = OrderManager(
+            self.bus,
+            journal=self.journal,
+            risk=self.risk,
+            instruments=self.context.instrument,
+            clock=self.clock,
+            venues=sorted(set(self.venues.routes.values())),
+        )
+        self.context.attach(self.orders)
+        self.recovered = self.orders.recover(
+            (record.kind, record.payload) for record in self.journal.records_since(0)
+        )
+        if self.recovered:
+            log.info("recovered %d journal records: %s", self.recovered, dict(self.orders.counts()))
+        self.runner = StrategyRunner(
+            self.bus,
+            orders=self.orders,
+            market=self.market,
+            venues=self.venues,
+            clock=self.clock,
+            policy=self.config.runner,
+        )
+        for name, strategy_class, strategy_config in self.strategy_specs:
+            self.runner.add(name, strategy_class, strategy_config)
+        self._subscribed = [("oms.event.>", self._on_order_event)]
+        for pattern, handler in self._subscribed:
+            self.bus.subscribe(pattern, handler)
+        self.runner.start()
+
+    def _on_order_event(self, event: Any) -> None:
+        if isinstance(event, OrderFilled) and self.risk is not None:
+            self.risk.evaluate()
+
+    def _on_halt(self, reason: str) -> None:
+        log.error("trading halted: %s; cancelling every working order", reason)
+        if self.orders is not None:
+            self.orders.cancel_all()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        for pattern, handler in self._subscribed:
+            self.bus.unsubscribe(pattern, handler)
+        self._subscribed.clear()
+        if self.orders is not None:
+            self.orders.close()
+        if self.journal is not None:
+            self.journal.sync()
+            self.journal.close()
+
+
+class StateDirectory:
+    """The folder for the journal and venue state; a temporary one when none is configured."""
+
+    name = "state"
+
+    def __init__(self, path: Path | None) -> None:
+        self.configured = path
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """Return the folder (only after start)."""
+        if self._path is None:
+            raise RuntimeError("the state directory is not ready yet")
+        return self._path
+
+    async def start(self) -> None:
+        if self.configured is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="tradekernel-")
+            self._path = Path(self._temporary.name)
+        else:
+            self.configured.mkdir(parents=True, exist_ok=True)
+            self._path = self.configured
+        log.info("state in %s%s", self._path, " (temporary)" if self._temporary else "")
+
+    async def stop(self) -> None:
+        if self._temporary is not None:
+            self._temporary.cleanup()
+            self._temporary = None

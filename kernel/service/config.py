@@ -14,16 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from kernel.adapters.registry import REPLAY_VENUES
+from kernel.risk.config import RiskConfig, RiskConfigError, parse_risk_config
+from kernel.trading.runner import RunnerPolicy
 
 __all__ = [
     "BUNDLED_DATA",
     "ConfigError",
     "DemoConfig",
+    "JournalConfig",
     "KernelConfig",
     "LoggingConfig",
     "MetricsConfig",
     "PaperConfig",
+    "PluginsConfig",
     "ReplayConfig",
+    "StrategySpec",
     "default_config",
     "load_config",
     "parse_config",
@@ -85,6 +90,32 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+class JournalConfig:
+    """Where orders and events are journaled, and how durably."""
+
+    fsync: str = "batch"
+    batch_records: int = 256
+    batch_interval_ms: float = 5.0
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One strategy instance: its name, the registered strategy it runs, its raw settings."""
+
+    name: str
+    strategy: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    """Which installed plug-ins may load (None: all but the blocked ones)."""
+
+    allow: tuple[str, ...] | None = None
+    block: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class KernelConfig:
     """Everything ``tradekernel run`` builds."""
 
@@ -95,6 +126,13 @@ class KernelConfig:
     demo: DemoConfig = field(default_factory=DemoConfig)
     shutdown_timeout_s: float = 10.0
     exit_when_replay_done: bool = True
+    state_dir: Path | None = None
+    """Journal and venue state live here; None: a temporary folder removed at exit."""
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    strategies: tuple[StrategySpec, ...] = ()
+    runner: RunnerPolicy = field(default_factory=RunnerPolicy)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
 
 
 def default_config() -> KernelConfig:
@@ -139,7 +177,48 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
     paper_section = reader.section("paper")
     demo_section = reader.section("demo")
     replays = reader.array_of_tables("replay")
+    journal_section = reader.section("journal")
+    runner_section = reader.section("runner")
+    plugins_section = reader.section("plugins")
+    strategies_section = reader.section("strategies")
+    risk_raw = reader.raw.get("risk", {})
+    reader.used.add("risk")
     reader.reject_unknown()
+    try:
+        risk = parse_risk_config(risk_raw, "risk")
+    except RiskConfigError as error:
+        raise ConfigError(str(error)) from None
+    journal = JournalConfig(
+        fsync=journal_section.choice("fsync", ("always", "batch", "never"), "batch"),
+        batch_records=journal_section.integer("batch_records", 256, minimum=1, maximum=1 << 20),
+        batch_interval_ms=journal_section.number(
+            "batch_interval_ms", 5.0, minimum=0.0, maximum=60_000.0
+        ),
+    )
+    journal_section.reject_unknown()
+    runner = RunnerPolicy(
+        max_errors=runner_section.integer("max_errors", 10, minimum=0, maximum=10**9),
+        budget_ns=round(
+            runner_section.number("budget_ms", 1.0, minimum=0.001, maximum=60_000.0) * 1e6
+        ),
+        max_overruns=runner_section.integer("max_overruns", 0, minimum=0, maximum=10**9),
+        cancel_on_quarantine=runner_section.boolean("cancel_on_quarantine", True),
+    )
+    runner_section.reject_unknown()
+    allow = plugins_section.raw.get("allow")
+    plugins = PluginsConfig(
+        allow=None if allow is None else tuple(plugins_section.strings("allow", None)),
+        block=tuple(plugins_section.strings("block", ())),
+    )
+    plugins_section.reject_unknown()
+    strategies = []
+    for name, table in strategies_section.raw.items():
+        section = _Section(table, f"strategies.{name}")
+        strategy = section.string("strategy", "")
+        if not strategy:
+            raise ConfigError(f"strategies.{name}.strategy: required (a registered strategy name)")
+        settings = {key: value for key, value in section.raw.items() if key != "strategy"}
+        strategies.append(StrategySpec(name=name, strategy=strategy, settings=settings))
 
     log_config = LoggingConfig(
         level=logging_section.choice(
@@ -195,9 +274,19 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
         demo=demo,
         shutdown_timeout_s=kernel.number("shutdown_timeout_s", 10.0, minimum=0.1, maximum=600.0),
         exit_when_replay_done=kernel.boolean("exit_when_replay_done", True),
+        state_dir=_optional_path(kernel.string("state_dir", ""), base),
+        journal=journal,
+        risk=risk,
+        strategies=tuple(strategies),
+        runner=runner,
+        plugins=plugins,
     )
     kernel.reject_unknown()
     return config
+
+
+def _optional_path(text: str, base: Path) -> Path | None:
+    return base / text if text else None
 
 
 class _Section:

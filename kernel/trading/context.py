@@ -1,0 +1,198 @@
+"""The live account and market state the risk engine checks orders against.
+
+Orders go to a *trading* venue (``paper``) that trades against a *market*
+venue's books (``binance``): :class:`VenueMap` says which is which, so a
+strategy can speak of ``binance`` while its orders are routed to the paper
+venue that simulates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from kernel.book import L2Book
+from kernel.orders import Order, OrderManager
+from kernel.portfolio import MONEY_PRECISION, Position, to_money
+from kernel.risk.config import NOTIONAL_PRECISION
+from tradekernel_sdk.orders import OrderSide
+from tradekernel_sdk.types import BookState, Instrument
+
+__all__ = ["MarketData", "OpenOrderSnapshot", "TradingContext", "VenueMap"]
+
+_TO_NOTIONAL: int = 10 ** (MONEY_PRECISION - NOTIONAL_PRECISION)
+
+
+@dataclass(frozen=True)
+class VenueMap:
+    """Where orders for a market venue go: ``{"binance": "paper"}`` in paper trading."""
+
+    routes: Mapping[str, str]
+
+    def trading_venue(self, venue: str) -> str:
+        """Return the venue orders for ``venue`` are sent to."""
+        return self.routes.get(venue, venue)
+
+    def market_venue(self, venue: str) -> str:
+        """Return the venue whose market data prices orders sent to ``venue``."""
+        for market, trading in self.routes.items():
+            if trading == venue:
+                return market
+        return venue
+
+
+class MarketData:
+    """Books, their states and instruments of every market venue, by lookup functions."""
+
+    def __init__(
+        self,
+        *,
+        books: Mapping[str, Callable[[str], L2Book | None]],
+        states: Mapping[str, Callable[[str], BookState]],
+        instruments: Mapping[str, Callable[[str], Instrument | None]],
+    ) -> None:
+        self._books = books
+        self._states = states
+        self._instruments = instruments
+
+    def book(self, venue: str, symbol: str) -> L2Book | None:
+        """Return the live book, or None."""
+        lookup = self._books.get(venue)
+        return None if lookup is None else lookup(symbol)
+
+    def book_state(self, venue: str, symbol: str) -> BookState:
+        """Return the book's state (SYNCING for an unknown venue)."""
+        lookup = self._states.get(venue)
+        return BookState.SYNCING if lookup is None else lookup(symbol)
+
+    def instrument(self, venue: str, symbol: str) -> Instrument | None:
+        """Return the instrument, or None."""
+        lookup = self._instruments.get(venue)
+        return None if lookup is None else lookup(symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrderSnapshot:
+    """A working order as the risk engine sees it (market orders priced at 0)."""
+
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    price: int
+    leaves_quantity: int
+
+    @classmethod
+    def of(cls, order: Order) -> OpenOrderSnapshot:
+        """Return the risk view of ``order``."""
+        return cls(
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            order.price or 0,
+            order.leaves_quantity,
+        )
+
+
+class TradingContext:
+    """A :class:`~kernel.risk.context.RiskContext` over the order manager and market data.
+
+    Venue arguments are trading venues (where orders go); books and instruments
+    come from the market venue :class:`VenueMap` pairs them with. Money is in
+    ``10**-8`` quote units: exposure rounds up, P&L and equity round down, so
+    limits err on the safe side.
+    """
+
+    def __init__(
+        self,
+        *,
+        market: MarketData,
+        venues: VenueMap,
+        orders: OrderManager | None = None,
+        starting_equity: int = 0,
+    ) -> None:
+        self._orders = orders
+        self.market = market
+        self.venues = venues
+        self.starting_equity = starting_equity
+        self._equity_peak = starting_equity
+
+    @property
+    def orders(self) -> OrderManager:
+        """Return the order manager whose orders and positions this context reads."""
+        if self._orders is None:
+            raise RuntimeError("no order manager attached to the trading context")
+        return self._orders
+
+    def attach(self, orders: OrderManager) -> None:
+        """Read orders and positions from ``orders`` (built after the risk engine it uses)."""
+        self._orders = orders
+
+    def instrument(self, venue: str, symbol: str) -> Instrument | None:
+        """Return the instrument traded on ``venue``, described by its market venue."""
+        return self.market.instrument(self.venues.market_venue(venue), symbol)
+
+    def book(self, venue: str, symbol: str) -> L2Book | None:
+        """Return the market book orders on ``venue`` trade against."""
+        return self.market.book(self.venues.market_venue(venue), symbol)
+
+    def book_state(self, venue: str, symbol: str) -> BookState:
+        """Return the state of that book."""
+        return self.market.book_state(self.venues.market_venue(venue), symbol)
+
+    def position(self, venue: str, symbol: str) -> int:
+        """Return the signed position held on ``venue``."""
+        return self.orders.portfolio.quantity(venue, symbol)
+
+    def open_orders(self, venue: str, symbol: str | None) -> Sequence[OpenOrderSnapshot]:
+        """Return working orders on one instrument, or on the whole venue."""
+        return [OpenOrderSnapshot.of(order) for order in self.orders.open_orders(venue, symbol)]
+
+    def _mark(self, position: Position) -> int | None:
+        instrument = position.instrument
+        book = self.book(instrument.venue, instrument.symbol)
+        if book is None:
+            return None
+        mid_x2 = book.mid_price_x2()
+        return None if mid_x2 is None else mid_x2 // 2
+
+    def gross_exposure(self) -> int:
+        """Return |positions| at mid plus working orders at max(price, mid), rounded up."""
+        total = 0
+        for position in self.orders.portfolio.positions.values():
+            mark = self._mark(position)
+            if mark is not None:
+                total += to_money(position.notional(mark), position.notional_precision)
+        for order in self.orders.open_orders():
+            instrument = self.instrument(order.venue, order.symbol)
+            if instrument is None:
+                continue
+            book = self.book(order.venue, order.symbol)
+            mid_x2 = None if book is None else book.mid_price_x2()
+            price = max(order.price or 0, 0 if mid_x2 is None else mid_x2 // 2)
+            precision = instrument.price_precision + instrument.size_precision
+            total += to_money(price * order.leaves_quantity, precision)
+        return -(-total // _TO_NOTIONAL)
+
+    def realised_pnl_today(self) -> int:
+        """Return realised P&L less fees since start, rounded down."""
+        total = 0
+        for position in self.orders.portfolio.positions.values():
+            total += to_money(position.realised, position.notional_precision)
+            total -= to_money(position.fees, NOTIONAL_PRECISION)
+        return total // _TO_NOTIONAL
+
+    def equity(self) -> int:
+        """Return starting equity plus realised and unrealised P&L less fees, rounded down."""
+        marks = {}
+        for key, position in self.orders.portfolio.positions.items():
+            mark = self._mark(position)
+            if mark is not None:
+                marks[key] = mark
+        snapshot = self.orders.portfolio.snapshot(marks)
+        value = self.starting_equity + snapshot.net // _TO_NOTIONAL
+        self._equity_peak = max(self._equity_peak, value)
+        return value
+
+    def equity_peak(self) -> int:
+        """Return the highest equity seen so far."""
+        return self._equity_peak
