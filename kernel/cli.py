@@ -14,6 +14,7 @@ import kernel
 from kernel.adapters.base import STAT_NAMES
 from kernel.adapters.registry import REPLAY_VENUES, create_feed
 from kernel.bus import Bus
+from kernel.journal import verify as verify_journal
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
 from kernel.plugins import PluginHost
@@ -93,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="print a JSON array")
 
+    journal = commands.add_parser(
+        "journal", help="inspect a journal", description=("Inspect the order journal.")
+    )
+    journal_commands = journal.add_subparsers(dest="journal_command", required=True)
+    verify_journal = journal_commands.add_parser(
+        "verify", help="check every record's CRC and sequence; exit 1 on damage"
+    )
+    verify_journal.add_argument("path", type=Path, metavar="FILE")
+    verify_journal.add_argument("--json", action="store_true", help="print one JSON object")
+
     convert = commands.add_parser(
         "convert",
         help="write captures as one tradekernel recording (TKR1)",
@@ -118,6 +129,29 @@ def _convert_command(args: argparse.Namespace) -> int:
     written = writer.frames_written
     print(f"wrote {written:,} frames to {args.out} ({skipped:,} malformed lines skipped)")
     return 0
+
+
+def _journal_verify_command(args: argparse.Namespace) -> int:
+    if not args.path.is_file():
+        print(f"tradekernel journal verify: no such file: {args.path}", file=sys.stderr)
+        return 2
+    report = verify_journal(args.path)
+    data = {
+        "path": str(report.path),
+        "ok": report.ok,
+        "records": report.records,
+        "last_sequence": report.last_sequence,
+        "bytes": report.size,
+        "torn_tail_bytes": report.torn_tail_bytes,
+        "error": report.error,
+        "error_offset": report.error_offset,
+    }
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for key, value in data.items():
+            print(f"{key:<16} {value}")
+    return 0 if report.ok else 1
 
 
 def _replay_command(args: argparse.Namespace) -> int:
@@ -170,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay_command(args)
     if args.command == "convert":
         return _convert_command(args)
+    if args.command == "journal":
+        return _journal_verify_command(args)
     if args.command == "plugins":
         host = PluginHost()
         host.load()

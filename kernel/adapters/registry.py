@@ -9,7 +9,7 @@ from kernel.adapters.base import Feed
 from kernel.adapters.binance import BinanceFeed, Market
 from kernel.adapters.okx import OkxFeed
 from kernel.bus import Bus
-from kernel.metrics import StageLatency
+from kernel.metrics import StageLatency, TickToOrder
 from tradekernel_sdk.types import Instrument
 
 __all__ = ["REPLAY_VENUES", "create_feed"]
@@ -30,14 +30,17 @@ def create_feed(
     instruments: Mapping[str, Instrument] | None = None,
     verify: bool = True,
     latency: StageLatency | None = None,
+    probe: TickToOrder | None = None,
 ) -> Feed:
     """Build the market-data feed of ``venue``."""
     feed: Any
     if venue in _BINANCE_MARKETS:
         market = _BINANCE_MARKETS[venue]
-        feed = BinanceFeed(bus, market, instruments=instruments, verify=verify, latency=latency)
+        feed = BinanceFeed(
+            bus, market, instruments=instruments, verify=verify, latency=latency, probe=probe
+        )
     elif venue == "okx":
-        feed = OkxFeed(bus, instruments=instruments, latency=latency)
+        feed = OkxFeed(bus, instruments=instruments, latency=latency, probe=probe)
     else:
         raise ValueError(f"unknown venue {venue!r}; expected one of {', '.join(REPLAY_VENUES)}")
     return feed  # type: ignore[no-any-return]

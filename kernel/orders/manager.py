@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from time import perf_counter_ns
 from typing import Any, Protocol
 
 from kernel.bus import Bus, topics
+from kernel.metrics import TickToOrder
 from kernel.orders.model import InvalidTransitionError, Order, OrderStatus
 from kernel.portfolio import Portfolio
 from tradekernel_sdk import codec
@@ -89,7 +91,9 @@ class OrderManager:
         clock: Callable[[], int],
         portfolio: Portfolio | None = None,
         venues: Iterable[str] = ("paper",),
+        probe: TickToOrder | None = None,
     ) -> None:
+        self.probe = probe
         self.bus = bus
         self.journal = journal
         self.risk = risk
@@ -120,6 +124,7 @@ class OrderManager:
 
     def submit(self, request: OrderRequest, strategy: str = "") -> Order:
         """Check, journal and route one order; a known client order id returns the known order."""
+        submitted = perf_counter_ns()
         existing = self.orders.get(request.client_order_id)
         if existing is not None:
             self.duplicate_submits += 1
@@ -128,6 +133,7 @@ class OrderManager:
         if request.venue not in self._venues:
             raise ValueError(f"no route to venue {request.venue!r}")
         verdict = self.risk.check(request)
+        checked = perf_counter_ns()
         if not verdict.approved:
             reason = str(getattr(verdict.reason, "value", verdict.reason))
             self.journal.append(
@@ -155,9 +161,12 @@ class OrderManager:
         self.journal.append("submit", [strategy, codec.encode(request)], self.clock())
         # An order the venue may know must be on record even if the process dies now.
         self.journal.flush()
+        journaled = perf_counter_ns()
         order = self._new_order(request, strategy)
-        self._publish(order)
+        self._publish(order)  # before routing: the venue may answer synchronously
         self.bus.send(topics.submit_endpoint(request.venue), request)
+        if self.probe is not None:
+            self.probe.record(submitted, checked, journaled, perf_counter_ns())
         return order
 
     def cancel(self, client_order_id: str) -> bool:

@@ -14,7 +14,7 @@ from kernel.adapters.base import Feed
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.adapters.registry import create_feed
 from kernel.bus import Bus
-from kernel.metrics import StageLatency
+from kernel.metrics import StageLatency, TickToOrder
 from kernel.plugins import PluginHost
 from kernel.service.components import (
     DemoOrderFlow,
@@ -83,6 +83,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     state = StateDirectory(config.state_dir)
     components: list[Component] = [state]
     clock = MarketClock(bus)
+    probe = TickToOrder() if config.strategies else None
 
     metrics: MetricsComponent | None = None
     if config.metrics.enabled:
@@ -98,7 +99,9 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         if replay_config.venue in feeds:
             continue
         latency = StageLatency()
-        feed = create_feed(replay_config.venue, bus, verify=replay_config.verify, latency=latency)
+        feed = create_feed(
+            replay_config.venue, bus, verify=replay_config.verify, latency=latency, probe=probe
+        )
         feeds[replay_config.venue] = feed
         latencies[replay_config.venue] = latency
         if metrics is not None:
@@ -133,6 +136,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             state_dir=lambda: state.path,
             risk_checks=host.risk_checks(),
             clock=clock,
+            probe=probe,
         )
         components.append(trading)
 

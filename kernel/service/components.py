@@ -14,7 +14,7 @@ from kernel.adapters.base import Feed
 from kernel.book import L2Book
 from kernel.bus import Bus, topics
 from kernel.journal import Journal
-from kernel.metrics import MetricsServer, StageLatency
+from kernel.metrics import MetricsServer, StageLatency, TickToOrder
 from kernel.orders import OrderManager
 from kernel.paper import FeeSchedule, PaperVenue
 from kernel.recording import merge_frames, open_reader
@@ -307,8 +307,10 @@ class TradingComponent:
         state_dir: Callable[[], Path],
         risk_checks: Mapping[str, Any],
         clock: Callable[[], int],
+        probe: TickToOrder | None = None,
     ) -> None:
         self.bus = bus
+        self.probe = probe
         self.config = config
         self.strategy_specs = strategies
         self.market = market
@@ -345,6 +347,7 @@ class TradingComponent:
             instruments=self.context.instrument,
             clock=self.clock,
             venues=sorted(set(self.venues.routes.values())),
+            probe=self.probe,
         )
         self.context.attach(self.orders)
         self.recovered = self.orders.recover(
@@ -359,6 +362,7 @@ class TradingComponent:
             venues=self.venues,
             clock=self.clock,
             policy=self.config.runner,
+            probe=self.probe,
         )
         for name, strategy_class, strategy_config in self.strategy_specs:
             self.runner.add(name, strategy_class, strategy_config)

@@ -10,8 +10,11 @@ from typing import Any, TextIO
 
 import uvloop
 
+from kernel.portfolio import MONEY_PRECISION
 from kernel.service.builder import KernelApp, build
+from kernel.service.components import TradingComponent
 from kernel.service.config import KernelConfig
+from tradekernel_sdk.fixedpoint import from_fixed
 
 __all__ = ["format_summary", "run", "summary"]
 
@@ -50,6 +53,9 @@ def summary(app: KernelApp) -> dict[str, Any]:
     }
     if app.paper is not None and app.paper.venue is not None:
         result["paper"] = app.paper.venue.counters()
+    trading = app.trading
+    if trading is not None and trading.orders is not None and trading.context is not None:
+        result["trading"] = _trading_summary(app, trading)
     if app.demo is not None:
         result["demo_orders"] = {
             "sent": app.demo.sent,
@@ -60,6 +66,40 @@ def summary(app: KernelApp) -> dict[str, Any]:
             "fees": app.demo.fees,
         }
     return result
+
+
+def _money(value: int) -> str:
+    return from_fixed(value, MONEY_PRECISION).rstrip("0").rstrip(".") or "0"
+
+
+def _trading_summary(app: KernelApp, trading: TradingComponent) -> dict[str, Any]:
+    orders = trading.orders
+    context = trading.context
+    risk = trading.risk
+    assert orders is not None and context is not None and risk is not None
+    snapshot = orders.portfolio.snapshot(context.marks())
+    positions = {}
+    for (venue, symbol), position in orders.portfolio.positions.items():
+        positions[f"{venue}.{symbol}"] = position.instrument.size_text(position.quantity)
+    fills = sum(1 for order in orders.orders.values() if order.filled_quantity)
+    return {
+        "orders": dict(orders.counts()),
+        "orders_with_fills": fills,
+        "paper_fills": app.paper.venue.fills if app.paper and app.paper.venue else 0,
+        "denials": {reason.value: count for reason, count in risk.denials.items() if count},
+        "risk_state": risk.state.value,
+        "positions": positions,
+        "pnl": {
+            "realised": _money(snapshot.realised),
+            "unrealised": _money(snapshot.unrealised),
+            "fees": _money(snapshot.fees),
+            "net": _money(snapshot.net),
+        },
+        "strategies": trading.runner.report() if trading.runner else {},
+        "tick_to_order_ns": trading.probe.summary() if trading.probe else {},
+        "journal_records": trading.journal.last_sequence if trading.journal else 0,
+        "recovered_records": trading.recovered,
+    }
 
 
 def format_summary(data: dict[str, Any]) -> str:
@@ -102,6 +142,46 @@ def format_summary(data: dict[str, Any]) -> str:
     if paper:
         lines.append(
             "paper venue       " + ", ".join(f"{key} {value:,}" for key, value in paper.items())
+        )
+    trading = data.get("trading")
+    if trading:
+        lines.append(
+            "orders            "
+            + ", ".join(
+                f"{status} {count:,}" for status, count in sorted(trading["orders"].items())
+            )
+        )
+        lines.append(f"paper fills       {trading['paper_fills']:>12,}")
+        denials = trading["denials"]
+        lines.append(
+            "risk denials      "
+            + (", ".join(f"{reason} {count:,}" for reason, count in denials.items()) or "none")
+            + f"   (state {trading['risk_state']})"
+        )
+        pnl = trading["pnl"]
+        lines.append(
+            f"PnL (quote)       realised {pnl['realised']}, unrealised {pnl['unrealised']}, "
+            f"fees {pnl['fees']}, net {pnl['net']}"
+        )
+        for key, size in trading["positions"].items():
+            lines.append(f"position          {key} {size}")
+        for name, figures in trading["strategies"].items():
+            state = (
+                "QUARANTINED: " + figures["quarantine_reason"] if figures["quarantined"] else "ok"
+            )
+            lines.append(
+                f"strategy {name:<12} {figures['callbacks']:,} callbacks, "
+                f"{figures['errors']} errors, {figures['overruns']} overruns, {state}"
+            )
+        for stage, figures in trading["tick_to_order_ns"].items():
+            if figures["count"]:
+                lines.append(
+                    f"tick-to-order {stage:<9} p50 {figures['p50'] / 1000:,.1f} us, "
+                    f"p99 {figures['p99'] / 1000:,.1f} us ({figures['count']:,} orders)"
+                )
+        lines.append(
+            f"journal           {trading['journal_records']:,} records "
+            f"({trading['recovered_records']:,} recovered at start)"
         )
     demo = data.get("demo_orders")
     if demo:

@@ -181,14 +181,18 @@ class TradingContext:
             total -= to_money(position.fees, NOTIONAL_PRECISION)
         return total // _TO_NOTIONAL
 
-    def equity(self) -> int:
-        """Return starting equity plus realised and unrealised P&L less fees, rounded down."""
+    def marks(self) -> dict[tuple[str, str], int]:
+        """Return the mid price (rounded down) of every instrument with a position."""
         marks = {}
         for key, position in self.orders.portfolio.positions.items():
             mark = self._mark(position)
             if mark is not None:
                 marks[key] = mark
-        snapshot = self.orders.portfolio.snapshot(marks)
+        return marks
+
+    def equity(self) -> int:
+        """Return starting equity plus realised and unrealised P&L less fees, rounded down."""
+        snapshot = self.orders.portfolio.snapshot(self.marks())
         value = self.starting_equity + snapshot.net // _TO_NOTIONAL
         self._equity_peak = max(self._equity_peak, value)
         return value

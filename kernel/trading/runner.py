@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.bus import Bus, topics
+from kernel.metrics import TickToOrder
 from kernel.orders import OrderManager
 from kernel.trading.context import MarketData, VenueMap
 from tradekernel_sdk.orders import OrderEvent, OrderFilled
@@ -161,7 +162,9 @@ class StrategyRunner:
         venues: VenueMap,
         clock: Callable[[], int],
         policy: RunnerPolicy | None = None,
+        probe: TickToOrder | None = None,
     ) -> None:
+        self.probe = probe
         self.bus = bus
         self.orders = orders
         self.market = market
@@ -262,6 +265,8 @@ class StrategyRunner:
             return
         slot.callbacks += 1
         started = time.perf_counter_ns()
+        if self.probe is not None:
+            self.probe.strategy_ns = started
         try:
             callback(*args)
         except Exception as error:

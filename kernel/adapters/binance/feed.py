@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
+from time import perf_counter_ns
 from typing import Any, Literal
 
 import orjson
@@ -29,7 +30,7 @@ from kernel.adapters.base import FeedStats, RawFrame
 from kernel.adapters.binance.instruments import KNOWN_INSTRUMENTS, instrument_from_strings
 from kernel.book import L2Book
 from kernel.bus import Bus, topics
-from kernel.metrics import StageLatency
+from kernel.metrics import StageLatency, TickToOrder
 from tradekernel_sdk.fixedpoint import FixedConverter, FixedPointError
 from tradekernel_sdk.types import (
     AggressorSide,
@@ -136,6 +137,7 @@ class BinanceFeed:
         instruments: Mapping[str, Instrument] | None = None,
         verify: bool = True,
         latency: StageLatency | None = None,
+        probe: TickToOrder | None = None,
     ) -> None:
         if market not in VENUE_NAMES:
             raise ValueError(
@@ -148,6 +150,7 @@ class BinanceFeed:
         self.verify = verify
         self.stats = FeedStats()
         self.latency = latency
+        self.probe = probe
         self._instruments = dict(
             KNOWN_INSTRUMENTS[self.venue] if instruments is None else instruments
         )
@@ -183,6 +186,8 @@ class BinanceFeed:
     def on_frame(self, frame: RawFrame) -> None:
         """Parse one frame and route it; malformed input is counted and logged."""
         self.stats.frames += 1
+        if self.probe is not None:
+            self.probe.frame_ns = perf_counter_ns()
         latency = self.latency
         started = latency.start() if latency is not None else 0
         try:

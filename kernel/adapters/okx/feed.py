@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
+from time import perf_counter_ns
 from typing import Any
 
 import orjson
@@ -46,7 +47,7 @@ from kernel.adapters.okx.instruments import VENUE, parse_okx_instruments
 from kernel.book import L2Book
 from kernel.bus import topics
 from kernel.bus.bus import Bus
-from kernel.metrics import StageLatency
+from kernel.metrics import StageLatency, TickToOrder
 from tradekernel_sdk.fixedpoint import FixedConverter, decimal_places
 from tradekernel_sdk.types import (
     AggressorSide,
@@ -245,9 +246,11 @@ class OkxFeed:
         *,
         snapshot_depth: int | None = None,
         latency: StageLatency | None = None,
+        probe: TickToOrder | None = None,
     ) -> None:
         self.venue = VENUE
         self.latency = latency
+        self.probe = probe
         self.stats = FeedStats()
         self.venue_errors = 0
         """``error`` events received from the venue (rejected subscriptions, ...)."""
@@ -270,6 +273,8 @@ class OkxFeed:
     def on_frame(self, frame: RawFrame) -> None:
         """Process one raw frame; malformed input is counted and logged, never raised."""
         self.stats.frames += 1
+        if self.probe is not None:
+            self.probe.frame_ns = perf_counter_ns()
         payload = frame.payload
         if payload == b"pong":
             return
