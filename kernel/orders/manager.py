@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from kernel.bus import Bus, topics
 from kernel.metrics import TickToOrder
 from kernel.orders.model import InvalidTransitionError, Order, OrderStatus
+from kernel.paper import VenueOrderRecord
 from kernel.portfolio import Portfolio
 from tradekernel_sdk import codec
 from tradekernel_sdk.orders import (
@@ -106,6 +107,7 @@ class OrderManager:
         self.duplicate_submits = 0
         self.denials: dict[str, int] = {}
         self.invalid_events = 0
+        self.duplicate_fills = 0
         self.unknown_events = 0
         self._venues = tuple(venues)
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = [
@@ -222,7 +224,12 @@ class OrderManager:
         order = self.orders[event.client_order_id]
         try:
             if isinstance(event, OrderFilled):
+                if event.fill_id in order.fill_ids:
+                    self.duplicate_fills += 1
+                    log.warning("duplicate fill %s of %s ignored", event.fill_id, order)
+                    return False
                 order.apply_fill(event.quantity, event.price, event.fee, event.ts_event)
+                order.fill_ids.add(event.fill_id)
                 instrument = self._instruments.get((order.venue, order.symbol))
                 if instrument is None:
                     instrument = self.instruments(order.venue, order.symbol)
@@ -283,6 +290,55 @@ class OrderManager:
             else:
                 raise ValueError(f"unknown journal record kind {kind!r}")
         return count
+
+    def reconcile(self, venue: str, report: Mapping[str, VenueOrderRecord]) -> dict[str, int]:
+        """Bring orders on ``venue`` in line with the venue's own record, after a restart.
+
+        Fills the venue made that the journal missed are applied (and
+        journaled); orders the venue closed are closed; open orders the venue
+        never received are expired. Every change goes through
+        :meth:`on_venue_event`, as if the venue had just said it.
+        """
+        result = {"fills": 0, "closed": 0, "accepted": 0, "lost": 0, "unknown_at_kernel": 0}
+        now = self.clock()
+        for order in list(self.orders.values()):
+            if order.venue != venue or order.status is OrderStatus.DENIED:
+                continue
+            cid, symbol = order.client_order_id, order.symbol
+            record = report.get(cid)
+            if record is None:
+                if order.is_open:
+                    result["lost"] += 1
+                    reason = "the venue never received it (restart)"
+                    self.on_venue_event(OrderExpired(cid, "", venue, symbol, now, reason))
+                continue
+            if order.status is OrderStatus.PENDING_NEW and record.venue_order_id:
+                result["accepted"] += 1
+                self.on_venue_event(OrderAccepted(cid, record.venue_order_id, venue, symbol, now))
+            for fill in record.fills:
+                if fill.fill_id not in order.fill_ids:
+                    result["fills"] += 1
+                    self.on_venue_event(fill)
+            if record.closed and order.is_open:
+                result["closed"] += 1
+                venue_id = record.venue_order_id
+                if record.status == "canceled":
+                    self.on_venue_event(OrderCanceled(cid, venue_id, venue, symbol, now))
+                elif record.status == "rejected":
+                    self.on_venue_event(
+                        OrderRejected(cid, venue_id, venue, symbol, now, record.reason)
+                    )
+                else:
+                    self.on_venue_event(
+                        OrderExpired(cid, venue_id, venue, symbol, now, record.reason)
+                    )
+        unknown = sorted(set(report) - set(self.orders))
+        if unknown:
+            result["unknown_at_kernel"] = len(unknown)
+            log.error("the venue knows orders the journal does not: %s", unknown[:10])
+        if any(result.values()):
+            log.warning("reconciled with %s: %s", venue, result)
+        return result
 
     # -- queries -------------------------------------------------------------
 

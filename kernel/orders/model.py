@@ -65,6 +65,7 @@ class Order:
     __slots__ = (
         "client_order_id",
         "fees",
+        "fill_ids",
         "filled_notional",
         "filled_quantity",
         "order_type",
@@ -116,6 +117,7 @@ class Order:
         self.ts_created = ts_created
         self.ts_updated = ts_created
         self.status_before_cancel: OrderStatus | None = None
+        self.fill_ids: set[str] = set()
 
     @property
     def leaves_quantity(self) -> int:

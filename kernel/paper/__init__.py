@@ -7,6 +7,17 @@ from kernel.paper.venue import (
     FeeSchedule,
     PaperVenue,
     RestingOrder,
+    VenueOrderRecord,
+    VenueStore,
 )
 
-__all__ = ["DEFAULT_FEES", "BookLookup", "Clock", "FeeSchedule", "PaperVenue", "RestingOrder"]
+__all__ = [
+    "DEFAULT_FEES",
+    "BookLookup",
+    "Clock",
+    "FeeSchedule",
+    "PaperVenue",
+    "RestingOrder",
+    "VenueOrderRecord",
+    "VenueStore",
+]

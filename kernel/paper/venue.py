@@ -41,16 +41,17 @@ a negative fee, rounds towards zero): never kinder than the real venue.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from kernel.book import L2Book
 from kernel.bus import Bus, topics
+from tradekernel_sdk import codec
 from tradekernel_sdk.orders import (
     FEE_PRECISION,
     CancelRejected,
@@ -78,7 +79,16 @@ from tradekernel_sdk.types import (
     Trade,
 )
 
-__all__ = ["DEFAULT_FEES", "BookLookup", "Clock", "FeeSchedule", "PaperVenue", "RestingOrder"]
+__all__ = [
+    "DEFAULT_FEES",
+    "BookLookup",
+    "Clock",
+    "FeeSchedule",
+    "PaperVenue",
+    "RestingOrder",
+    "VenueOrderRecord",
+    "VenueStore",
+]
 
 Clock = Callable[[], int]
 """Returns the current time in nanoseconds."""
@@ -100,6 +110,46 @@ class FeeSchedule:
 
 DEFAULT_FEES = FeeSchedule(maker_bps=10, taker_bps=10)
 """Binance spot's base tier: 0.1% each way."""
+
+
+class VenueStore(Protocol):
+    """Where the paper venue keeps what it did (a :class:`~kernel.journal.Journal`)."""
+
+    def append(self, kind: str, payload: Any, ts_ns: int | None = None) -> int:
+        """Append one record."""
+        ...
+
+    def flush(self) -> int:
+        """Hand buffered records to the operating system."""
+        ...
+
+
+class VenueOrderRecord(msgspec.Struct):
+    """What the venue knows of one order: its last status and every fill."""
+
+    status: str = "new"
+    venue_order_id: str = ""
+    filled_quantity: int = 0
+    fills: list[OrderFilled] = msgspec.field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def closed(self) -> bool:
+        """Return whether the order can no longer trade."""
+        return self.status in ("filled", "canceled", "expired", "rejected")
+
+    def apply(self, event: OrderEvent) -> None:
+        """Update the record with one of the venue's events about the order."""
+        if isinstance(event, OrderFilled):
+            self.fills.append(event)
+            self.filled_quantity += event.quantity
+            self.status = "filled" if event.leaves_quantity == 0 else "partially_filled"
+        elif isinstance(event, OrderCanceled):
+            self.status = "canceled"
+        elif isinstance(event, OrderExpired):
+            self.status, self.reason = "expired", event.reason
+        elif isinstance(event, OrderRejected):
+            self.status, self.reason = "rejected", event.reason
 
 
 class RestingOrder(msgspec.Struct, array_like=True):
@@ -232,6 +282,7 @@ class PaperVenue:
         clock: Clock | None = None,
         books: BookLookup | None = None,
         register_endpoints: bool = True,
+        store: VenueStore | None = None,
     ) -> None:
         if latency_ns < 0:
             raise ValueError("latency_ns must be >= 0")
@@ -240,6 +291,7 @@ class PaperVenue:
         self.fees = fees
         self.latency_ns = latency_ns
         self._bus = bus
+        self._store = store
         self._topic = topics.orders(venue_name)
         self._clock: Clock = clock if clock is not None else self._market_time
         self._books = books
@@ -523,6 +575,8 @@ class PaperVenue:
         venue_order_id = str(self._next_order_id)
         self._next_order_id += 1
         self.accepted += 1
+        if self._store is not None:
+            self._store.append("order", [codec.encode(request), venue_order_id, seq], now)
         self._publish(
             OrderAccepted(
                 request.client_order_id, venue_order_id, self.venue_name, request.symbol, now
@@ -758,4 +812,51 @@ class PaperVenue:
         self._markets[order.request.symbol].orders.remove(order)
 
     def _publish(self, event: OrderEvent) -> None:
+        if self._store is not None:
+            # What the venue did is on its disk before anyone hears of it.
+            self._store.append("event", codec.encode(event), event.ts_event)
+            self._store.flush()
         self._bus.publish(self._topic, event)
+
+    # -- restart -----------------------------------------------------------------
+
+    def recover(self, records: Iterable[tuple[str, Any]]) -> dict[str, VenueOrderRecord]:
+        """Rebuild the venue from its store's ``(kind, payload)`` records; return every order.
+
+        Working orders are reinstated with what is left of them; their queue
+        position is not kept (they rejoin at the front of their level).
+        Requests that were still in flight inside the latency window when the
+        process stopped never took effect and are not known.
+        """
+        requests: dict[str, tuple[OrderRequest, str, int]] = {}
+        report: dict[str, VenueOrderRecord] = {}
+        for kind, payload in records:
+            if kind == "order":
+                request = codec.decode(payload[0])
+                requests[request.client_order_id] = (request, payload[1], payload[2])
+                record = report.setdefault(request.client_order_id, VenueOrderRecord())
+                record.venue_order_id = payload[1]
+                self._next_order_id = max(self._next_order_id, int(payload[1]) + 1)
+                self._next_seq = max(self._next_seq, payload[2] + 1)
+            elif kind == "event":
+                event = codec.decode(payload)
+                report.setdefault(event.client_order_id, VenueOrderRecord()).apply(event)
+                if isinstance(event, OrderFilled):
+                    self._next_fill_id = max(self._next_fill_id, int(event.fill_id) + 1)
+                    self.fills += 1
+                self._now = max(self._now, event.ts_event)
+            else:
+                raise ValueError(f"unknown paper venue record kind {kind!r}")
+        self._client_ids = set(requests) | set(report)
+        for client_order_id, (request, venue_order_id, seq) in requests.items():
+            known = report[client_order_id]
+            if known.closed:
+                continue
+            order = RestingOrder(
+                request, venue_order_id, seq, request.quantity - known.filled_quantity, 0
+            )
+            self._markets[request.symbol].orders.append(order)
+            self._live[client_order_id] = order
+        self.orders = self.accepted = len(requests)
+        self.rejects = sum(1 for record in report.values() if record.status == "rejected")
+        return report

@@ -112,7 +112,13 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     paper: PaperComponent | None = None
     demo: DemoOrderFlow | None = None
     if config.paper.enabled and market_feed is not None:
-        paper = PaperComponent(bus, config.paper, instruments=instruments, books=market_feed.book)
+        paper = PaperComponent(
+            bus,
+            config.paper,
+            instruments=instruments,
+            books=market_feed.book,
+            state_dir=lambda: state.path,
+        )
         components.append(paper)
 
     trading: TradingComponent | None = None
@@ -135,6 +141,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             venues=VenueMap({config.paper.market_venue: "paper"}),
             state_dir=lambda: state.path,
             risk_checks=host.risk_checks(),
+            venue_reports=lambda: {"paper": paper.report} if paper is not None else {},
             clock=clock,
             probe=probe,
         )

@@ -16,7 +16,7 @@ from kernel.bus import Bus, topics
 from kernel.journal import Journal
 from kernel.metrics import MetricsServer, StageLatency, TickToOrder
 from kernel.orders import OrderManager
-from kernel.paper import FeeSchedule, PaperVenue
+from kernel.paper import FeeSchedule, PaperVenue, VenueOrderRecord
 from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
 from kernel.risk import RiskEngine
@@ -130,7 +130,12 @@ class ReplayComponent:
 
 
 class PaperComponent:
-    """The paper venue, trading against the books of one market feed."""
+    """The paper venue, trading against the books of one market feed.
+
+    With a state folder it keeps its own log of what it did (``paper-venue.tkj``),
+    like an exchange's own records: after a restart it reinstates its working
+    orders from it, and the order manager reconciles against :attr:`report`.
+    """
 
     name = "paper"
 
@@ -141,14 +146,20 @@ class PaperComponent:
         *,
         instruments: dict[str, Instrument],
         books: Callable[[str], L2Book | None],
+        state_dir: Callable[[], Path] | None = None,
     ) -> None:
         self.bus = bus
         self.config = config
         self.instruments = instruments
         self.books = books
+        self.state_dir = state_dir
         self.venue: PaperVenue | None = None
+        self.store: Journal | None = None
+        self.report: dict[str, VenueOrderRecord] = {}
 
     async def start(self) -> None:
+        if self.state_dir is not None:
+            self.store = Journal.open(self.state_dir() / "paper-venue.tkj", fsync="never")
         self.venue = PaperVenue(
             self.bus,
             instruments=self.instruments,
@@ -159,11 +170,19 @@ class PaperComponent:
             ),
             latency_ns=round(self.config.latency_ms * 1_000_000),
             books=self.books,
+            store=self.store,
         )
+        if self.store is not None:
+            self.report = self.venue.recover(
+                (record.kind, record.payload) for record in self.store.records_since(0)
+            )
 
     async def stop(self) -> None:
         if self.venue is not None:
             self.venue.close()
+        if self.store is not None:
+            self.store.sync()
+            self.store.close()
 
 
 class DemoOrderFlow:
@@ -306,6 +325,7 @@ class TradingComponent:
         venues: VenueMap,
         state_dir: Callable[[], Path],
         risk_checks: Mapping[str, Any],
+        venue_reports: Callable[[], Mapping[str, Mapping[str, VenueOrderRecord]]] = dict,
         clock: Callable[[], int],
         probe: TickToOrder | None = None,
     ) -> None:
@@ -317,6 +337,8 @@ class TradingComponent:
         self.venues = venues
         self.state_dir = state_dir
         self.risk_checks = risk_checks
+        self.venue_reports = venue_reports
+        self.reconciled: dict[str, dict[str, int]] = {}
         self.clock = clock
         self.journal: Journal | None = None
         self.orders: OrderManager | None = None
@@ -355,6 +377,8 @@ class TradingComponent:
         )
         if self.recovered:
             log.info("recovered %d journal records: %s", self.recovered, dict(self.orders.counts()))
+        for venue, report in self.venue_reports().items():
+            self.reconciled[venue] = self.orders.reconcile(venue, report)
         self.runner = StrategyRunner(
             self.bus,
             orders=self.orders,

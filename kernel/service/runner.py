@@ -99,6 +99,7 @@ def _trading_summary(app: KernelApp, trading: TradingComponent) -> dict[str, Any
         "tick_to_order_ns": trading.probe.summary() if trading.probe else {},
         "journal_records": trading.journal.last_sequence if trading.journal else 0,
         "recovered_records": trading.recovered,
+        "reconciled": trading.reconciled,
     }
 
 
