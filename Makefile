@@ -13,10 +13,12 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml sdk/python/pyproject.toml
+PLUGINS := plugins/tradekernel-strategies
+
+$(STAMP): pyproject.toml sdk/python/pyproject.toml $(PLUGINS)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]'
+	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
 .PHONY: install
@@ -32,14 +34,14 @@ test: $(STAMP) ## Run the test suite (tests on ../shared/data skip when it is ab
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and strict mypy
-	$(BIN)/ruff check kernel sdk/python/src tests bench
-	$(BIN)/ruff format --check kernel sdk/python/src tests bench
+	$(BIN)/ruff check kernel sdk/python/src $(PLUGINS) tests bench
+	$(BIN)/ruff format --check kernel sdk/python/src $(PLUGINS) tests bench
 	$(BIN)/mypy
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
-	$(BIN)/ruff format kernel sdk/python/src tests bench
-	$(BIN)/ruff check --fix kernel sdk/python/src tests bench
+	$(BIN)/ruff format kernel sdk/python/src $(PLUGINS) tests bench
+	$(BIN)/ruff check --fix kernel sdk/python/src $(PLUGINS) tests bench
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks against ccxt and NautilusTrader; writes bench/results.json
