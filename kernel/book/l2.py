@@ -20,6 +20,35 @@ __all__ = ["L2Book"]
 # Rebuild a heap once it holds more than this many entries per live level.
 _HEAP_SLACK = 2
 _HEAP_MIN_REBUILD = 64
+# Below this share of a side, depth views walk the heap instead of scanning every level.
+_SHALLOW = 16
+
+
+def _heap_top(heap: list[int], levels: dict[int, int], depth: int, sign: int) -> list[int]:
+    """Return the ``depth`` smallest live keys of a heap, smallest first, without a full scan.
+
+    Explores the heap from its root in key order (a heap of candidate
+    positions), skipping deleted and repeated prices; ``sign`` is -1 for a heap
+    of negated prices. Costs O(depth log depth) plus the stale entries met.
+    """
+    size = len(heap)
+    found: list[int] = []
+    if not size:
+        return found
+    seen: set[int] = set()
+    frontier = [(heap[0], 0)]
+    while frontier and len(found) < depth:
+        key, index = heappop(frontier)
+        price = key * sign
+        if price in levels and key not in seen:
+            seen.add(key)
+            found.append(key)
+        child = 2 * index + 1
+        if child < size:
+            heappush(frontier, (heap[child], child))
+            if child + 1 < size:
+                heappush(frontier, (heap[child + 1], child + 1))
+    return found
 
 
 class L2Book:
@@ -149,13 +178,23 @@ class L2Book:
     def bid_levels(self, depth: int | None = None) -> list[Level]:
         """Return bids best first, at most ``depth`` of them (all when None)."""
         levels = self.bids
-        prices = sorted(levels, reverse=True) if depth is None else nlargest(depth, levels)
+        if depth is None:
+            prices = sorted(levels, reverse=True)
+        elif depth * _SHALLOW < len(levels):
+            prices = [-price for price in _heap_top(self._bid_heap, levels, depth, -1)]
+        else:
+            prices = nlargest(depth, levels)
         return [(price, levels[price]) for price in prices]
 
     def ask_levels(self, depth: int | None = None) -> list[Level]:
         """Return asks best first, at most ``depth`` of them (all when None)."""
         levels = self.asks
-        prices = sorted(levels) if depth is None else nsmallest(depth, levels)
+        if depth is None:
+            prices = sorted(levels)
+        elif depth * _SHALLOW < len(levels):
+            prices = _heap_top(self._ask_heap, levels, depth, 1)
+        else:
+            prices = nsmallest(depth, levels)
         return [(price, levels[price]) for price in prices]
 
     def __len__(self) -> int:

@@ -1,5 +1,21 @@
 """In-process bus: hierarchical topics for data and events, named endpoints for commands."""
 
-from kernel.bus.bus import Bus, Handler, UnknownEndpointError, topic_matches
+from kernel.bus.bus import (
+    CLOCK_PRIORITY,
+    DEFAULT_PRIORITY,
+    STRATEGY_PRIORITY,
+    Bus,
+    Handler,
+    UnknownEndpointError,
+    topic_matches,
+)
 
-__all__ = ["Bus", "Handler", "UnknownEndpointError", "topic_matches"]
+__all__ = [
+    "CLOCK_PRIORITY",
+    "DEFAULT_PRIORITY",
+    "STRATEGY_PRIORITY",
+    "Bus",
+    "Handler",
+    "UnknownEndpointError",
+    "topic_matches",
+]

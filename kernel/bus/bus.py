@@ -12,11 +12,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Bus", "Handler", "UnknownEndpointError", "topic_matches"]
+__all__ = [
+    "CLOCK_PRIORITY",
+    "DEFAULT_PRIORITY",
+    "STRATEGY_PRIORITY",
+    "Bus",
+    "Handler",
+    "UnknownEndpointError",
+    "topic_matches",
+]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], None]
+
+CLOCK_PRIORITY = 0
+"""Subscribers that keep time run before anyone reads the time."""
+STRATEGY_PRIORITY = 10
+"""Strategies run before venues and recorders, keeping them out of tick-to-order."""
+DEFAULT_PRIORITY = 100
 
 
 class UnknownEndpointError(LookupError):
@@ -54,6 +68,7 @@ class Bus:
 
     def __init__(self) -> None:
         self._subscriptions: list[tuple[str, Handler]] = []
+        self._priorities: list[int] = []  # parallel to _subscriptions, ascending
         self._resolved: dict[str, tuple[Handler, ...]] = {}
         self._endpoints: dict[str, Handler] = {}
         self.published = 0
@@ -61,18 +76,31 @@ class Bus:
 
     # -- topics --------------------------------------------------------------
 
-    def subscribe(self, pattern: str, handler: Handler) -> None:
-        """Deliver every message published on a topic matching ``pattern`` to ``handler``."""
+    def subscribe(
+        self, pattern: str, handler: Handler, *, priority: int = DEFAULT_PRIORITY
+    ) -> None:
+        """Deliver every message published on a topic matching ``pattern`` to ``handler``.
+
+        Handlers run by ``priority`` (lower first), then in subscription order:
+        the kernel's clock goes first, then strategies, then everything else,
+        so a simulated venue's own work on a book is not in the strategies' path.
+        """
         _validate_pattern(pattern)
-        self._subscriptions.append((pattern, handler))
+        index = len(self._subscriptions)
+        while index and self._priorities[index - 1] > priority:
+            index -= 1
+        self._subscriptions.insert(index, (pattern, handler))
+        self._priorities.insert(index, priority)
         self._resolved.clear()
 
     def unsubscribe(self, pattern: str, handler: Handler) -> None:
         """Remove one subscription made with the same pattern and handler."""
         try:
-            self._subscriptions.remove((pattern, handler))
+            index = self._subscriptions.index((pattern, handler))
         except ValueError:
             raise ValueError(f"{handler!r} is not subscribed to {pattern!r}") from None
+        del self._subscriptions[index]
+        del self._priorities[index]
         self._resolved.clear()
 
     def handlers_for(self, topic: str) -> tuple[Handler, ...]:

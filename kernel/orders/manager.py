@@ -102,6 +102,7 @@ class OrderManager:
         self.clock = clock
         self.portfolio = portfolio or Portfolio()
         self.orders: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}  # the orders that can still trade, oldest first
         self._instruments: dict[tuple[str, str], Instrument] = {}
         self._by_venue_id: dict[tuple[str, str], str] = {}
         self.duplicate_submits = 0
@@ -143,6 +144,7 @@ class OrderManager:
             )
             order = self._new_order(request, strategy)
             order.status = OrderStatus.DENIED
+            del self._open[order.client_order_id]
             order.reason = f"{reason}: {verdict.detail}"
             self.denials[reason] = self.denials.get(reason, 0) + 1
             self._publish(order)
@@ -186,13 +188,7 @@ class OrderManager:
 
     def cancel_all(self, venue: str | None = None, symbol: str | None = None) -> int:
         """Cancel every open order (of a venue, of a symbol); return how many were sent."""
-        return sum(
-            self.cancel(order.client_order_id)
-            for order in list(self.orders.values())
-            if order.is_open
-            and (venue is None or order.venue == venue)
-            and (symbol is None or order.symbol == symbol)
-        )
+        return sum(self.cancel(order.client_order_id) for order in self.open_orders(venue, symbol))
 
     # -- venue events --------------------------------------------------------
 
@@ -222,6 +218,13 @@ class OrderManager:
     def _apply_event(self, event: Any) -> bool:
         """Apply a venue event to its order and position; return False when it was invalid."""
         order = self.orders[event.client_order_id]
+        try:
+            return self._apply_to(order, event)
+        finally:
+            if not order.is_open:
+                self._open.pop(order.client_order_id, None)
+
+    def _apply_to(self, order: Order, event: Any) -> bool:
         try:
             if isinstance(event, OrderFilled):
                 if event.fill_id in order.fill_ids:
@@ -276,6 +279,7 @@ class OrderManager:
                 order = self._new_order(request, strategy)
                 if kind == "deny":
                     order.status = OrderStatus.DENIED
+                    del self._open[order.client_order_id]
                     order.reason = f"{payload[2]}: {payload[3]}"
             elif kind == "instrument":
                 instrument = codec.decode(payload[1])
@@ -346,9 +350,8 @@ class OrderManager:
         """Return open orders, oldest first."""
         return [
             order
-            for order in self.orders.values()
-            if order.is_open
-            and (venue is None or order.venue == venue)
+            for order in self._open.values()
+            if (venue is None or order.venue == venue)
             and (symbol is None or order.symbol == symbol)
         ]
 
@@ -384,6 +387,7 @@ class OrderManager:
             ts_created=request.ts_submit,
         )
         self.orders[request.client_order_id] = order
+        self._open[request.client_order_id] = order
         return order
 
     def _publish(self, order: Order) -> None:

@@ -38,10 +38,20 @@ TRANSITIONS: Final[dict[OrderStatus, frozenset[OrderStatus]]] = {
     S.PARTIALLY_FILLED: frozenset(
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELED, S.EXPIRED}
     ),
-    # A cancel races with fills: the venue may fill before it sees the cancel,
-    # and may refuse the cancel (back to the status the fills imply).
+    # A cancel races with the venue: the order may fill, expire or even be
+    # rejected before the venue sees the cancel, and the venue may refuse the
+    # cancel (back to the status the order had, or the one its fills imply).
     S.PENDING_CANCEL: frozenset(
-        {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.NEW, S.PENDING_CANCEL}
+        {
+            S.CANCELED,
+            S.PARTIALLY_FILLED,
+            S.FILLED,
+            S.EXPIRED,
+            S.REJECTED,
+            S.PENDING_NEW,
+            S.NEW,
+            S.PENDING_CANCEL,
+        }
     ),
     S.FILLED: frozenset(),
     S.CANCELED: frozenset(),

@@ -17,7 +17,6 @@ from kernel.bus import Bus
 from kernel.metrics import StageLatency, TickToOrder
 from kernel.plugins import PluginHost
 from kernel.service.components import (
-    DemoOrderFlow,
     MetricsComponent,
     PaperComponent,
     ReplayComponent,
@@ -46,7 +45,6 @@ class KernelApp:
     replays: list[ReplayComponent] = field(default_factory=list)
     metrics: MetricsComponent | None = None
     paper: PaperComponent | None = None
-    demo: DemoOrderFlow | None = None
     trading: TradingComponent | None = None
     plugins: PluginHost | None = None
     started_at: float = field(default_factory=time.perf_counter)
@@ -77,7 +75,7 @@ def _strategies(
 
 
 def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
-    """Wire bus → state → metrics → feeds → paper venue → trading → demo flow → replays."""
+    """Wire bus → state → metrics → feeds → paper venue → trading → replay drivers."""
     bus = Bus()
     shutdown = ShutdownRequest()
     state = StateDirectory(config.state_dir)
@@ -110,7 +108,6 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     instruments: dict[str, Instrument] = dict(KNOWN_INSTRUMENTS.get(config.paper.market_venue, {}))
     market_feed = feeds.get(config.paper.market_venue)
     paper: PaperComponent | None = None
-    demo: DemoOrderFlow | None = None
     if config.paper.enabled and market_feed is not None:
         paper = PaperComponent(
             bus,
@@ -147,16 +144,6 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         )
         components.append(trading)
 
-    if paper is not None and market_feed is not None and config.demo.enabled:
-        demo = DemoOrderFlow(
-            bus,
-            config.demo,
-            market_venue=config.paper.market_venue,
-            instruments=instruments,
-            books=market_feed.book,
-        )
-        components.append(demo)
-
     replays: list[ReplayComponent] = []
 
     def replay_done(component: ReplayComponent) -> None:
@@ -186,7 +173,6 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         replays=replays,
         metrics=metrics,
         paper=paper,
-        demo=demo,
         trading=trading,
         plugins=host,
     )

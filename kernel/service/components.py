@@ -12,7 +12,7 @@ from typing import Any
 
 from kernel.adapters.base import Feed
 from kernel.book import L2Book
-from kernel.bus import Bus, topics
+from kernel.bus import Bus
 from kernel.journal import Journal
 from kernel.metrics import MetricsServer, StageLatency, TickToOrder
 from kernel.orders import OrderManager
@@ -21,7 +21,6 @@ from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
 from kernel.risk import RiskEngine
 from kernel.service.config import (
-    DemoConfig,
     KernelConfig,
     MetricsConfig,
     PaperConfig,
@@ -30,19 +29,12 @@ from kernel.service.config import (
 from kernel.service.lifecycle import ShutdownRequest
 from kernel.trading import MarketData, StrategyRunner, TradingContext, VenueMap
 from tradekernel_sdk.orders import (
-    CancelRequest,
     OrderFilled,
-    OrderRejected,
-    OrderRequest,
-    OrderSide,
-    OrderType,
-    TimeInForce,
 )
 from tradekernel_sdk.strategy import Strategy
-from tradekernel_sdk.types import BookDelta, Instrument
+from tradekernel_sdk.types import Instrument
 
 __all__ = [
-    "DemoOrderFlow",
     "MetricsComponent",
     "PaperComponent",
     "ReplayComponent",
@@ -183,126 +175,6 @@ class PaperComponent:
         if self.store is not None:
             self.store.sync()
             self.store.close()
-
-
-class DemoOrderFlow:
-    """A scripted order flow for the demo: it is not a strategy, it exercises the paper venue.
-
-    Every ``interval_s`` of market time per symbol it sends the next order of a
-    fixed cycle (market buy, market sell, passive limit buy at the best bid,
-    passive limit sell at the best ask), cancelling the previous passive order.
-    """
-
-    name = "demo-orders"
-    _CYCLE: Sequence[tuple[OrderSide, OrderType]] = (
-        (OrderSide.BUY, OrderType.MARKET),
-        (OrderSide.SELL, OrderType.MARKET),
-        (OrderSide.BUY, OrderType.LIMIT),
-        (OrderSide.SELL, OrderType.LIMIT),
-    )
-
-    def __init__(
-        self,
-        bus: Bus,
-        config: DemoConfig,
-        *,
-        market_venue: str,
-        instruments: dict[str, Instrument],
-        books: Callable[[str], L2Book | None],
-    ) -> None:
-        self.bus = bus
-        self.config = config
-        self.market_venue = market_venue
-        self.instruments = instruments
-        self.books = books
-        self.interval_ns = round(config.interval_s * 1e9)
-        self._next_due: dict[str, int] = {}
-        self._step: dict[str, int] = {}
-        self._resting: dict[str, str] = {}
-        self._sequence = 0
-        self.sent = 0
-        self.fills = 0
-        self.rejected = 0
-        self.fees = 0
-        self.reject_reasons: dict[str, int] = {}
-        self.filled_quantity: dict[str, int] = {}
-        self._subscribed: list[tuple[str, Callable[[Any], None]]] = []
-
-    async def start(self) -> None:
-        for symbol in self.config.symbols:
-            if symbol not in self.instruments:
-                raise ValueError(f"demo symbol {symbol!r} has no instrument definition")
-            self._subscribed.append((topics.book(self.market_venue, symbol), self._on_book))
-        self._subscribed.append((topics.orders("paper"), self._on_order_event))
-        for pattern, handler in self._subscribed:
-            self.bus.subscribe(pattern, handler)
-
-    async def stop(self) -> None:
-        for pattern, handler in self._subscribed:
-            self.bus.unsubscribe(pattern, handler)
-        self._subscribed.clear()
-
-    def _on_book(self, delta: BookDelta) -> None:
-        symbol = delta.symbol
-        due = self._next_due.get(symbol)
-        if due is None:
-            self._next_due[symbol] = delta.ts_recv + self.interval_ns
-            return
-        if delta.ts_recv < due:
-            return
-        self._next_due[symbol] = delta.ts_recv + self.interval_ns
-        book = self.books(symbol)
-        if book is None:
-            return
-        step = self._step.get(symbol, 0)
-        self._step[symbol] = step + 1
-        side, order_type = self._CYCLE[step % len(self._CYCLE)]
-        price: int | None = None
-        if order_type is OrderType.LIMIT:
-            price = book.best_bid_price() if side is OrderSide.BUY else book.best_ask_price()
-            if price is None:
-                return
-            previous = self._resting.pop(symbol, None)
-            if previous is not None:
-                self.bus.send(
-                    topics.PAPER_CANCEL, CancelRequest(previous, "paper", symbol, delta.ts_recv)
-                )
-        self._sequence += 1
-        client_order_id = f"demo-{self._sequence}"
-        instrument = self.instruments[symbol]
-        self.bus.send(
-            topics.PAPER_SUBMIT,
-            OrderRequest(
-                client_order_id=client_order_id,
-                venue="paper",
-                symbol=symbol,
-                side=side,
-                order_type=order_type,
-                quantity=instrument.lot * self.config.lots,
-                price=price,
-                time_in_force=TimeInForce.GTC if price is not None else TimeInForce.IOC,
-                ts_submit=delta.ts_recv,
-            ),
-        )
-        self.sent += 1
-        if price is not None:
-            self._resting[symbol] = client_order_id
-
-    def _on_order_event(self, event: Any) -> None:
-        if isinstance(event, OrderFilled):
-            if (
-                event.leaves_quantity == 0
-                and self._resting.get(event.symbol) == event.client_order_id
-            ):
-                del self._resting[event.symbol]
-            self.fills += 1
-            self.fees += event.fee
-            self.filled_quantity[event.symbol] = (
-                self.filled_quantity.get(event.symbol, 0) + event.quantity
-            )
-        elif isinstance(event, OrderRejected):
-            self.rejected += 1
-            self.reject_reasons[event.reason] = self.reject_reasons.get(event.reason, 0) + 1
 
 
 class TradingComponent:

@@ -20,7 +20,6 @@ from kernel.trading.runner import RunnerPolicy
 __all__ = [
     "BUNDLED_DATA",
     "ConfigError",
-    "DemoConfig",
     "JournalConfig",
     "KernelConfig",
     "LoggingConfig",
@@ -80,16 +79,6 @@ class PaperConfig:
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """A scripted order flow that exercises the paper venue on replayed data."""
-
-    enabled: bool = False
-    symbols: tuple[str, ...] = ()
-    interval_s: float = 5.0
-    lots: int = 100
-
-
-@dataclass(frozen=True)
 class JournalConfig:
     """Where orders and events are journaled, and how durably."""
 
@@ -123,7 +112,6 @@ class KernelConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     replay: tuple[ReplayConfig, ...] = ()
     paper: PaperConfig = field(default_factory=PaperConfig)
-    demo: DemoConfig = field(default_factory=DemoConfig)
     shutdown_timeout_s: float = 10.0
     exit_when_replay_done: bool = True
     state_dir: Path | None = None
@@ -136,23 +124,15 @@ class KernelConfig:
 
 
 def default_config() -> KernelConfig:
-    """Return the embedded default: the bundled Binance spot slice through books and paper."""
-    spot = BUNDLED_DATA / "binance_spot"
-    return KernelConfig(
-        metrics=MetricsConfig(port=0),
-        replay=(
-            ReplayConfig(
-                venue="binance",
-                files=(
-                    spot / "btcusdt_20240808_head12000.gz",
-                    spot / "ethusdt_20240808_head12000.gz",
-                ),
-                verify=True,
-            ),
-        ),
-        paper=PaperConfig(market_venue="binance"),
-        demo=DemoConfig(enabled=True, symbols=("BTCUSDT", "ETHUSDT")),
-    )
+    """Return the embedded default: the first-party strategies on the bundled Binance slice.
+
+    Bundled real data replays through verified books; the imbalance and
+    Avellaneda-Stoikov strategies trade BTCUSDT and the momentum strategy
+    ETHUSDT on the paper venue, under risk limits that make some denials
+    likely; the journal and venue log live in a temporary folder.
+    """
+    path = BUNDLED_DATA / "default.toml"
+    return load_config(path)
 
 
 def load_config(path: str | Path) -> KernelConfig:
@@ -175,7 +155,6 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
     logging_section = reader.section("logging")
     metrics_section = reader.section("metrics")
     paper_section = reader.section("paper")
-    demo_section = reader.section("demo")
     replays = reader.array_of_tables("replay")
     journal_section = reader.section("journal")
     runner_section = reader.section("runner")
@@ -241,13 +220,6 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
         latency_ms=paper_section.number("latency_ms", 5.0, minimum=0.0, maximum=60_000.0),
     )
     paper_section.reject_unknown()
-    demo = DemoConfig(
-        enabled=demo_section.boolean("enabled", False),
-        symbols=tuple(demo_section.strings("symbols", ())),
-        interval_s=demo_section.number("interval_s", 5.0, minimum=0.001, maximum=86_400.0),
-        lots=demo_section.integer("lots", 100, minimum=1, maximum=10**9),
-    )
-    demo_section.reject_unknown()
     replay_configs = []
     for index, section in enumerate(replays):
         prefix = f"replay[{index}]"
@@ -271,7 +243,6 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
         metrics=metrics,
         replay=tuple(replay_configs),
         paper=paper,
-        demo=demo,
         shutdown_timeout_s=kernel.number("shutdown_timeout_s", 10.0, minimum=0.1, maximum=600.0),
         exit_when_replay_done=kernel.boolean("exit_when_replay_done", True),
         state_dir=_optional_path(kernel.string("state_dir", ""), base),

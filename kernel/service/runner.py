@@ -56,15 +56,6 @@ def summary(app: KernelApp) -> dict[str, Any]:
     trading = app.trading
     if trading is not None and trading.orders is not None and trading.context is not None:
         result["trading"] = _trading_summary(app, trading)
-    if app.demo is not None:
-        result["demo_orders"] = {
-            "sent": app.demo.sent,
-            "fills": app.demo.fills,
-            "rejected": app.demo.rejected,
-            "reject_reasons": app.demo.reject_reasons,
-            "filled_quantity": app.demo.filled_quantity,
-            "fees": app.demo.fees,
-        }
     return result
 
 
@@ -183,13 +174,6 @@ def format_summary(data: dict[str, Any]) -> str:
         lines.append(
             f"journal           {trading['journal_records']:,} records "
             f"({trading['recovered_records']:,} recovered at start)"
-        )
-    demo = data.get("demo_orders")
-    if demo:
-        lines.append(
-            f"demo orders       sent {demo['sent']:,}, fills {demo['fills']:,}, "
-            f"rejected {demo['rejected']:,}"
-            + (f" {demo['reject_reasons']}" if demo["reject_reasons"] else "")
         )
     lines.append(f"stopped because   {data['shutdown_reason']}")
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kernel.bus import Bus
+from kernel.bus import CLOCK_PRIORITY, Bus
 
 __all__ = ["MarketClock"]
 
@@ -22,7 +22,7 @@ class MarketClock:
         self.now_ns = 0
         if bus is not None:
             for pattern in ("data.book.>", "data.snapshot.>", "data.trade.>", "data.quote.>"):
-                bus.subscribe(pattern, self.observe)
+                bus.subscribe(pattern, self.observe, priority=CLOCK_PRIORITY)
 
     def observe(self, event: Any) -> None:
         """Advance to the event's receive time (never backwards)."""

@@ -23,11 +23,14 @@ __all__ = ["MarketData", "OpenOrderSnapshot", "TradingContext", "VenueMap"]
 _TO_NOTIONAL: int = 10 ** (MONEY_PRECISION - NOTIONAL_PRECISION)
 
 
-@dataclass(frozen=True)
 class VenueMap:
     """Where orders for a market venue go: ``{"binance": "paper"}`` in paper trading."""
 
-    routes: Mapping[str, str]
+    def __init__(self, routes: Mapping[str, str]) -> None:
+        self.routes = dict(routes)
+        self._markets = {trading: market for market, trading in self.routes.items()}
+        if len(self._markets) != len(self.routes):
+            raise ValueError(f"two market venues route to the same trading venue: {routes}")
 
     def trading_venue(self, venue: str) -> str:
         """Return the venue orders for ``venue`` are sent to."""
@@ -35,10 +38,7 @@ class VenueMap:
 
     def market_venue(self, venue: str) -> str:
         """Return the venue whose market data prices orders sent to ``venue``."""
-        for market, trading in self.routes.items():
-            if trading == venue:
-                return market
-        return venue
+        return self._markets.get(venue, venue)
 
 
 class MarketData:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernel.bus import Bus, topics
+from kernel.bus import STRATEGY_PRIORITY, Bus, topics
 from kernel.metrics import TickToOrder
 from kernel.orders import OrderManager
 from kernel.trading.context import MarketData, VenueMap
@@ -253,7 +253,7 @@ class StrategyRunner:
             (topics.strategy_events(slot.name), on_order_event),
         ]
         for pattern, handler in slot.subscriptions:
-            self.bus.subscribe(pattern, handler)
+            self.bus.subscribe(pattern, handler, priority=STRATEGY_PRIORITY)
 
     def _unsubscribe(self, slot: StrategySlot) -> None:
         for pattern, handler in slot.subscriptions:

@@ -93,3 +93,22 @@ def test_mid_is_kept_integral_as_twice_the_mid() -> None:
     assert book.mid_price_x2() is None
     book.load([(100, 1)], [(103, 1)])
     assert book.mid_price_x2() == 203
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.tuples(st.integers(1, 3000), st.integers(0, 3)), min_size=100, max_size=1500),
+    st.lists(st.tuples(st.integers(1, 3000), st.integers(0, 3)), max_size=600),
+    st.integers(min_value=1, max_value=8),
+)
+def test_shallow_depth_views_of_deep_books_match_a_full_sort(
+    first: list[tuple[int, int]], second: list[tuple[int, int]], depth: int
+) -> None:
+    # Deep books take the heap-walk path for small depths; churn leaves stale heap entries.
+    book = L2Book()
+    reference = ReferenceBook()
+    for updates in (first, second, first[::3]):
+        book.apply(updates, updates)
+        reference.apply(updates, updates)
+        assert book.bid_levels(depth) == reference.bid_levels()[:depth]
+        assert book.ask_levels(depth) == reference.ask_levels()[:depth]

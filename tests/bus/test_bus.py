@@ -6,7 +6,14 @@ import logging
 
 import pytest
 
-from kernel.bus import Bus, UnknownEndpointError, topic_matches, topics
+from kernel.bus import (
+    CLOCK_PRIORITY,
+    STRATEGY_PRIORITY,
+    Bus,
+    UnknownEndpointError,
+    topic_matches,
+    topics,
+)
 
 
 @pytest.mark.parametrize(
@@ -82,3 +89,14 @@ def test_endpoints_deliver_commands_to_one_receiver() -> None:
         bus.register_endpoint(topics.PAPER_SUBMIT, print)
     with pytest.raises(UnknownEndpointError):
         bus.send("nobody.home", "order")
+
+
+def test_lower_priority_handlers_run_first_then_in_subscription_order() -> None:
+    bus = Bus()
+    seen: list[str] = []
+    bus.subscribe("data.>", lambda m: seen.append("venue"))
+    bus.subscribe("data.>", lambda m: seen.append("strategy"), priority=STRATEGY_PRIORITY)
+    bus.subscribe("data.>", lambda m: seen.append("clock"), priority=CLOCK_PRIORITY)
+    bus.subscribe("data.>", lambda m: seen.append("recorder"))
+    bus.publish("data.x", 1)
+    assert seen == ["clock", "strategy", "venue", "recorder"]

@@ -56,10 +56,15 @@ class Imbalance(TakerStrategy):
     def __init__(self, context: StrategyContext, config: Strategy.Config) -> None:
         """Start with no imbalance seen."""
         super().__init__(context, config)
-        self.imbalance: Fraction | None = None
-        """The latest imbalance, exact; ``None`` when both sides were empty."""
+        self._sizes = (0, 0)  # bid and ask size summed over the depth, at the last update
         self.signal = 0
         """+1 above the threshold, -1 below its negative, else 0."""
+
+    @property
+    def imbalance(self) -> Fraction | None:
+        """Return the latest imbalance, exact; ``None`` when both sides were empty."""
+        bids, asks = self._sizes
+        return None if bids + asks <= 0 else Fraction(bids - asks, bids + asks)
 
     def handle_book(self, update: BookDelta | BookSnapshot, book: BookView, now: int) -> None:
         """Recompute the imbalance and step the position towards its side."""
@@ -67,12 +72,11 @@ class Imbalance(TakerStrategy):
         bids = side_sizes(book.bid_levels(depth))
         asks = side_sizes(book.ask_levels(depth))
         total = bids + asks
+        self._sizes = (bids, asks)
         if total <= 0:
-            self.imbalance = None
             self.signal = 0
             return
         excess = (bids - asks) * BPS
-        self.imbalance = Fraction(bids - asks, total)
         bar = self.config.threshold_bps * total
         self.signal = 1 if excess > bar else -1 if excess < -bar else 0
         self.step(self.signal, book, now, "imbalance")
