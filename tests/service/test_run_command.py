@@ -41,7 +41,12 @@ def test_default_run_replays_bundled_data_and_reports_a_clean_summary() -> None:
     assert totals["oracle_checks"] > 300
     assert totals["level_updates"] > 60_000
     assert summary["paper"]["fills"] > 0
-    assert summary["demo_orders"]["rejected"] == 0
+    trading = summary["trading"]
+    assert set(trading["strategies"]) == {"imbalance_btc", "market_maker_btc", "momentum_eth"}
+    assert not any(figures["errors"] for figures in trading["strategies"].values())
+    assert trading["orders"].get("filled", 0) > 10
+    assert trading["tick_to_order_ns"]["total"]["count"] > 10
+    assert trading["journal_records"] > trading["tick_to_order_ns"]["total"]["count"]
     assert summary["shutdown_reason"] == "replay finished"
 
 
