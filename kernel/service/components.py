@@ -16,6 +16,7 @@ from kernel.bus import Bus
 from kernel.journal import Journal
 from kernel.metrics import MetricsServer, StageLatency, TickToOrder
 from kernel.orders import OrderManager
+from kernel.orders.projection import SqliteProjection
 from kernel.paper import FeeSchedule, PaperVenue, VenueOrderRecord
 from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
@@ -28,6 +29,7 @@ from kernel.service.config import (
 )
 from kernel.service.lifecycle import ShutdownRequest
 from kernel.trading import MarketData, StrategyRunner, TradingContext, VenueMap
+from tradekernel_sdk import codec
 from tradekernel_sdk.orders import (
     OrderFilled,
 )
@@ -218,6 +220,8 @@ class TradingComponent:
         self.runner: StrategyRunner | None = None
         self.context: TradingContext | None = None
         self.recovered = 0
+        self.projection: SqliteProjection | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._subscribed: list[tuple[str, Callable[[Any], None]]] = []
 
     async def start(self) -> None:
@@ -244,13 +248,20 @@ class TradingComponent:
             probe=self.probe,
         )
         self.context.attach(self.orders)
-        self.recovered = self.orders.recover(
-            (record.kind, record.payload) for record in self.journal.records_since(0)
-        )
+        records = [(record.kind, record.payload) for record in self.journal.records_since(0)]
+        self.recovered = self.orders.recover(records)
         if self.recovered:
             log.info("recovered %d journal records: %s", self.recovered, dict(self.orders.counts()))
         for venue, report in self.venue_reports().items():
             self.reconciled[venue] = self.orders.reconcile(venue, report)
+        self.projection = SqliteProjection(self.state_dir() / "orders.sqlite", self.orders)
+        self.projection.rebuild(
+            fill
+            for kind, payload in records
+            if kind == "event" and isinstance(fill := codec.decode(payload[0]), OrderFilled)
+        )
+        self.projection.follow(self.bus)
+        self._flusher = asyncio.create_task(self._flush_projection(), name="projection-flush")
         self.runner = StrategyRunner(
             self.bus,
             orders=self.orders,
@@ -267,6 +278,11 @@ class TradingComponent:
             self.bus.subscribe(pattern, handler)
         self.runner.start()
 
+    async def _flush_projection(self) -> None:
+        while self.projection is not None:
+            await asyncio.sleep(1.0)
+            self.projection.flush()
+
     def _on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderFilled) and self.risk is not None:
             self.risk.evaluate()
@@ -282,6 +298,11 @@ class TradingComponent:
         for pattern, handler in self._subscribed:
             self.bus.unsubscribe(pattern, handler)
         self._subscribed.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if self.projection is not None:
+            self.projection.close(self.bus)
+            self.projection = None
         if self.orders is not None:
             self.orders.close()
         if self.journal is not None:
