@@ -13,7 +13,7 @@ import math
 import threading
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +150,7 @@ class KernelCollector(Collector):
         self._lock = threading.Lock()
         self._feeds: list[tuple[str, FeedStats, StageLatency | None]] = []
         self._gauges: list[tuple[str, str, Callable[[], float]]] = []
+        self._labelled: list[tuple[str, str, str, Callable[[], Mapping[str, float]]]] = []
 
     def add_feed(self, venue: str, stats: FeedStats, latency: StageLatency | None = None) -> None:
         """Export a feed's counters (and its stage latencies) labelled by venue."""
@@ -161,10 +162,23 @@ class KernelCollector(Collector):
         with self._lock:
             self._gauges.append((name, documentation, read))
 
+    def add_counters(
+        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
+    ) -> None:
+        """Export ``read()`` as a counter ``tradekernel_<name>_total`` labelled by its keys."""
+        with self._lock:
+            self._labelled.append((name, documentation, label, read))
+
     def collect(self) -> Iterator[Any]:
         with self._lock:
             feeds = list(self._feeds)
             gauges = list(self._gauges)
+            labelled = list(self._labelled)
+        for name, documentation, label, read_all in labelled:
+            family = CounterMetricFamily(f"tradekernel_{name}", documentation, labels=[label])
+            for key, value in read_all().items():
+                family.add_metric([key], value)
+            yield family
         for name, documentation in _COUNTER_HELP.items():
             family = CounterMetricFamily(f"tradekernel_{name}", documentation, labels=["venue"])
             for venue, stats, _ in feeds:

@@ -49,3 +49,13 @@ def test_server_exports_feed_counters_and_stage_histograms() -> None:
             assert b"tradekernel_malformed_frames_total" in reply.read()
     finally:
         server.stop()
+
+
+def test_labelled_counters_are_read_at_scrape_time() -> None:
+    server = MetricsServer(port=0)
+    counts = {"self_trade": 2}
+    server.collector.add_counters("risk_denials", "Denied orders", "reason", lambda: counts)
+    counts["price_band"] = 1
+    text = generate_latest(server.registry).decode()
+    assert 'tradekernel_risk_denials_total{reason="self_trade"} 2.0' in text
+    assert 'tradekernel_risk_denials_total{reason="price_band"} 1.0' in text

@@ -141,6 +141,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             venue_reports=lambda: {"paper": paper.report} if paper is not None else {},
             clock=clock,
             probe=probe,
+            metrics=metrics.server if metrics is not None else None,
         )
         components.append(trading)
 

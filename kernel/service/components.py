@@ -202,9 +202,11 @@ class TradingComponent:
         venue_reports: Callable[[], Mapping[str, Mapping[str, VenueOrderRecord]]] = dict,
         clock: Callable[[], int],
         probe: TickToOrder | None = None,
+        metrics: MetricsServer | None = None,
     ) -> None:
         self.bus = bus
         self.probe = probe
+        self.metrics = metrics
         self.config = config
         self.strategy_specs = strategies
         self.market = market
@@ -236,6 +238,8 @@ class TradingComponent:
         self.risk = RiskEngine(
             self.config.risk, self.context, clock=self.clock, on_halt=self._on_halt, bus=self.bus
         )
+        if self.metrics is not None:
+            self._export_metrics(self.metrics)
         for name, check in self.risk_checks.items():
             self.risk.register_check(name, check)
         self.orders = OrderManager(
@@ -277,6 +281,46 @@ class TradingComponent:
         for pattern, handler in self._subscribed:
             self.bus.subscribe(pattern, handler)
         self.runner.start()
+
+    def _export_metrics(self, metrics: MetricsServer) -> None:
+        collector = metrics.collector
+        collector.add_counters(
+            "risk_denials",
+            "Orders the risk engine denied, by reason code",
+            "reason",
+            lambda: {
+                reason.value: float(count)
+                for reason, count in (self.risk.denials.items() if self.risk else ())
+            },
+        )
+        collector.add_counters(
+            "strategy_errors",
+            "Exceptions raised by strategy callbacks",
+            "strategy",
+            lambda: {
+                name: float(slot.errors)
+                for name, slot in (self.runner.slots.items() if self.runner else ())
+            },
+        )
+        collector.add_counters(
+            "strategy_overruns",
+            "Strategy callbacks that ran past their time budget",
+            "strategy",
+            lambda: {
+                name: float(slot.overruns)
+                for name, slot in (self.runner.slots.items() if self.runner else ())
+            },
+        )
+        collector.add_gauge(
+            "open_orders",
+            "Orders working at venues",
+            lambda: float(len(self.orders.open_orders()) if self.orders else 0),
+        )
+        collector.add_gauge(
+            "trading_halted",
+            "1 while the risk engine is HALTED",
+            lambda: float(self.risk is not None and self.risk.state.value == "halted"),
+        )
 
     async def _flush_projection(self) -> None:
         while self.projection is not None:
