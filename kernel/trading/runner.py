@@ -24,7 +24,7 @@ from kernel.bus import STRATEGY_PRIORITY, Bus, topics
 from kernel.metrics import TickToOrder
 from kernel.orders import OrderManager
 from kernel.trading.context import MarketData, VenueMap
-from tradekernel_sdk.orders import OrderEvent, OrderFilled
+from tradekernel_sdk.orders import OrderEvent, OrderFilled, OrderRequest
 from tradekernel_sdk.strategy import BookView, OrderIntent, Strategy
 from tradekernel_sdk.types import BookDelta, BookSnapshot, BookStatus, Quote, Trade
 
@@ -108,20 +108,17 @@ class KernelStrategyContext:
         """Turn an intent into an order through risk and the journal; return its client id."""
         client_order_id = f"{self.name}-{self._next}"
         self._next += 1
-        request = intent.to_request(client_order_id, self._clock())
-        routed = self._venues.trading_venue(intent.venue)
-        if routed != request.venue:
-            request = type(request)(
-                client_order_id=request.client_order_id,
-                venue=routed,
-                symbol=request.symbol,
-                side=request.side,
-                order_type=request.order_type,
-                quantity=request.quantity,
-                price=request.price,
-                time_in_force=request.time_in_force,
-                ts_submit=request.ts_submit,
-            )
+        request = OrderRequest(
+            client_order_id=client_order_id,
+            venue=self._venues.trading_venue(intent.venue),
+            symbol=intent.symbol,
+            side=intent.side,
+            order_type=intent.order_type,
+            quantity=intent.quantity,
+            price=intent.price,
+            time_in_force=intent.time_in_force,
+            ts_submit=self._clock(),
+        )
         self._orders.submit(request, strategy=self.name)
         return client_order_id
 
