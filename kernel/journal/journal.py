@@ -25,6 +25,8 @@ from typing import IO, Any, Final, Literal, Self
 
 import msgspec
 
+from kernel.fsutil import fsync_directory
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no advisory locks here
@@ -361,18 +363,6 @@ def verify(path: str | os.PathLike[str]) -> JournalReport:
         )
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a newly created file's directory entry durable (POSIX only)."""
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Journal:
     """Append records to a TKJ1 journal file; one writer per file.
 
@@ -479,7 +469,7 @@ class Journal:
                     ) from exc
             self._recover(fd)
             if created and self.fsync != "never":
-                _fsync_dir(self.path)
+                fsync_directory(self.path)
         except BaseException:
             os.close(fd)
             raise

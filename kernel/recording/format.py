@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import IO, Any, ClassVar, Final, NamedTuple, Self
 
 from kernel.adapters.base import RawFrame
+from kernel.fsutil import fsync_directory
 
 try:
     import fcntl
@@ -413,7 +414,7 @@ class RecordingWriter:
                     raise RecordingError(f"{self.path}: already open for writing") from exc
             self._prepare_for_append(f)
             if created and self.fsync:
-                _fsync_dir(self.path)
+                fsync_directory(self.path)
         except BaseException:
             f.close()
             raise
@@ -579,15 +580,3 @@ class RecordingWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a newly created file's directory entry durable (POSIX only)."""
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

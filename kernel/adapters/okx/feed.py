@@ -457,6 +457,20 @@ class OkxFeed:
         book.sequence = sequence
         book.ts_event = ts_event
         book.ts_recv = recv_ns
+        self._publish_delta(state, bids, asks, sequence, ts_event=ts_event, recv_ns=recv_ns)
+
+    def _publish_delta(
+        self,
+        state: _Symbol,
+        bids: list[Level],
+        asks: list[Level],
+        sequence: int,
+        *,
+        ts_event: int,
+        recv_ns: int,
+    ) -> None:
+        """Count an applied book message and publish its levels (when any changed)."""
+        stats = self.stats
         stats.book_updates += 1
         changed = len(bids) + len(asks)
         if changed:
@@ -526,23 +540,7 @@ class OkxFeed:
         book.ts_event = ts_event
         book.ts_recv = recv_ns
         if as_delta:
-            stats.book_updates += 1
-            changed = len(bids) + len(asks)
-            if changed:
-                stats.level_updates += changed
-                self._publish(
-                    state.book_topic,
-                    BookDelta(
-                        VENUE,
-                        state.symbol,
-                        tuple(bids),
-                        tuple(asks),
-                        sequence,
-                        sequence,
-                        ts_event,
-                        recv_ns,
-                    ),
-                )
+            self._publish_delta(state, bids, asks, sequence, ts_event=ts_event, recv_ns=recv_ns)
             return
         state.channel = channel
         previous = state.state
