@@ -82,6 +82,9 @@ class RiskGate(Protocol):
 class OrderManager:
     """Orders, their state machine, positions, the journal and venue routing."""
 
+    RECORD_KINDS = frozenset({"instrument", "submit", "deny", "cancel", "event"})
+    """The journal record kinds this manager writes and replays."""
+
     def __init__(
         self,
         bus: Bus,

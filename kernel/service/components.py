@@ -12,7 +12,7 @@ from typing import Any
 
 from kernel.adapters.base import Feed
 from kernel.book import L2Book
-from kernel.bus import Bus
+from kernel.bus import Bus, topics
 from kernel.journal import Journal
 from kernel.metrics import MetricsServer, StageLatency, TickToOrder
 from kernel.orders import OrderManager
@@ -20,7 +20,7 @@ from kernel.orders.projection import SqliteProjection
 from kernel.paper import FeeSchedule, PaperVenue, VenueOrderRecord
 from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
-from kernel.risk import RiskEngine
+from kernel.risk import RiskEngine, TradingState, TradingStateChanged
 from kernel.service.config import (
     KernelConfig,
     MetricsConfig,
@@ -253,7 +253,9 @@ class TradingComponent:
         )
         self.context.attach(self.orders)
         records = [(record.kind, record.payload) for record in self.journal.records_since(0)]
-        self.recovered = self.orders.recover(records)
+        self.recovered = self.orders.recover(
+            (kind, payload) for kind, payload in records if kind in OrderManager.RECORD_KINDS
+        )
         if self.recovered:
             log.info("recovered %d journal records: %s", self.recovered, dict(self.orders.counts()))
         for venue, report in self.venue_reports().items():
@@ -265,6 +267,13 @@ class TradingComponent:
             if kind == "event" and isinstance(fill := codec.decode(payload[0]), OrderFilled)
         )
         self.projection.follow(self.bus)
+        self._subscribed = [
+            ("oms.event.>", self._on_order_event),
+            (topics.RISK_EVENTS, self._on_risk_event),
+        ]
+        for pattern, handler in self._subscribed:
+            self.bus.subscribe(pattern, handler)
+        self._restore_trading_state(records)
         self._flusher = asyncio.create_task(self._flush_projection(), name="projection-flush")
         self.runner = StrategyRunner(
             self.bus,
@@ -277,9 +286,6 @@ class TradingComponent:
         )
         for name, strategy_class, strategy_config in self.strategy_specs:
             self.runner.add(name, strategy_class, strategy_config)
-        self._subscribed = [("oms.event.>", self._on_order_event)]
-        for pattern, handler in self._subscribed:
-            self.bus.subscribe(pattern, handler)
         self.runner.start()
 
     def _export_metrics(self, metrics: MetricsServer) -> None:
@@ -326,6 +332,23 @@ class TradingComponent:
         while self.projection is not None:
             await asyncio.sleep(1.0)
             self.projection.flush()
+
+    def _on_risk_event(self, event: Any) -> None:
+        # A halt must survive a restart: journal every trading-state change.
+        if isinstance(event, TradingStateChanged) and self.journal is not None:
+            self.journal.append("risk_state", [event.state.value, event.reason], event.ts)
+            self.journal.flush()
+
+    def _restore_trading_state(self, records: Sequence[tuple[str, Any]]) -> None:
+        """Put the risk engine back in the trading state the journal last recorded."""
+        last = next((payload for kind, payload in reversed(records) if kind == "risk_state"), None)
+        if last is None or self.risk is None:
+            return
+        state, reason = TradingState(last[0]), f"{last[1]} (restored after a restart)"
+        if state is TradingState.HALTED:
+            self.risk.halt(reason)
+        elif state is TradingState.REDUCING:
+            self.risk.reduce(reason)
 
     def _on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderFilled) and self.risk is not None:
