@@ -156,3 +156,32 @@ def test_unknown_strategy_name_is_refused_naming_the_installed_ones(tmp_path: Pa
     assert done.returncode == 2
     assert "strategies.typo.strategy: no strategy 'imbalanse' is registered" in done.stderr
     assert "imbalance" in done.stderr
+
+
+def test_invalid_strategy_setting_is_refused_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "kernel.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [[replay]]
+        venue = "binance"
+        files = ["{DATA}"]
+
+        [strategies.imbalance_btc]
+        strategy = "imbalance"
+        venue = "binance"
+        symbol = "BTCUSDT"
+        tick = 1_000_000
+        lot = 1_000
+        quantity = "a lot"
+        max_position = 500_000
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kernel", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "strategies.imbalance_btc.quantity: Expected int, got str" in done.stderr
