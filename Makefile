@@ -33,15 +33,20 @@ test: $(STAMP) ## Run the test suite (tests on ../shared/data skip when it is ab
 	$(BIN)/python -m pytest
 
 .PHONY: lint
-lint: $(STAMP) ## ruff and strict mypy
-	$(BIN)/ruff check kernel sdk/python/src $(PLUGINS) tests bench
-	$(BIN)/ruff format --check kernel sdk/python/src $(PLUGINS) tests bench
+lint: $(STAMP) ## ruff, strict mypy, and generated gRPC code up to date
+	$(BIN)/ruff check kernel sdk/python/src $(PLUGINS) tests bench scripts
+	$(BIN)/ruff format --check kernel sdk/python/src $(PLUGINS) tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/gen_protos.py --check
+
+.PHONY: protos
+protos: $(STAMP) ## Regenerate the gRPC code in the SDK from protos/
+	$(BIN)/python scripts/gen_protos.py
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
-	$(BIN)/ruff format kernel sdk/python/src $(PLUGINS) tests bench
-	$(BIN)/ruff check --fix kernel sdk/python/src $(PLUGINS) tests bench
+	$(BIN)/ruff format kernel sdk/python/src $(PLUGINS) tests bench scripts
+	$(BIN)/ruff check --fix kernel sdk/python/src $(PLUGINS) tests bench scripts
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks against ccxt and NautilusTrader; writes bench/results.json
