@@ -107,7 +107,6 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}  # the orders that can still trade, oldest first
         self._instruments: dict[tuple[str, str], Instrument] = {}
-        self._by_venue_id: dict[tuple[str, str], str] = {}
         self.duplicate_submits = 0
         self.denials: dict[str, int] = {}
         self.invalid_events = 0
@@ -145,10 +144,7 @@ class OrderManager:
             self.journal.append(
                 "deny", [strategy, codec.encode(request), reason, verdict.detail], self.clock()
             )
-            order = self._new_order(request, strategy)
-            order.status = OrderStatus.DENIED
-            del self._open[order.client_order_id]
-            order.reason = f"{reason}: {verdict.detail}"
+            order = self._new_order(request, strategy, denied=f"{reason}: {verdict.detail}")
             self.denials[reason] = self.denials.get(reason, 0) + 1
             self._publish(order)
             # The strategy hears of a denial as of any other refusal.
@@ -247,7 +243,6 @@ class OrderManager:
                 if order.status is OrderStatus.PENDING_NEW:
                     order.transition(OrderStatus.NEW, event.ts_event)
                 order.venue_order_id = event.venue_order_id
-                self._by_venue_id[(order.venue, event.venue_order_id)] = order.client_order_id
             elif isinstance(event, OrderRejected):
                 order.reason = event.reason
                 order.transition(OrderStatus.REJECTED, event.ts_event)
@@ -279,11 +274,8 @@ class OrderManager:
             if kind in ("submit", "deny"):
                 strategy, encoded = payload[0], payload[1]
                 request = codec.decode(encoded)
-                order = self._new_order(request, strategy)
-                if kind == "deny":
-                    order.status = OrderStatus.DENIED
-                    del self._open[order.client_order_id]
-                    order.reason = f"{payload[2]}: {payload[3]}"
+                denied = f"{payload[2]}: {payload[3]}" if kind == "deny" else None
+                order = self._new_order(request, strategy, denied=denied)
             elif kind == "instrument":
                 instrument = codec.decode(payload[1])
                 self._instruments[(payload[0], instrument.symbol)] = instrument
@@ -376,7 +368,8 @@ class OrderManager:
             self.journal.append("instrument", [venue, codec.encode(instrument)], self.clock())
             self._instruments[key] = instrument
 
-    def _new_order(self, request: OrderRequest, strategy: str) -> Order:
+    def _new_order(self, request: OrderRequest, strategy: str, denied: str | None = None) -> Order:
+        """Track a new order: PENDING_NEW, or DENIED with the reason ``denied``."""
         order = Order(
             client_order_id=request.client_order_id,
             venue=request.venue,
@@ -390,7 +383,11 @@ class OrderManager:
             ts_created=request.ts_submit,
         )
         self.orders[request.client_order_id] = order
-        self._open[request.client_order_id] = order
+        if denied is None:
+            self._open[request.client_order_id] = order
+        else:
+            order.status = OrderStatus.DENIED
+            order.reason = denied
         return order
 
     def _publish(self, order: Order) -> None:
