@@ -275,7 +275,7 @@ class OrderManager:
                 strategy, encoded = payload[0], payload[1]
                 request = codec.decode(encoded)
                 denied = f"{payload[2]}: {payload[3]}" if kind == "deny" else None
-                order = self._new_order(request, strategy, denied=denied)
+                self._new_order(request, strategy, denied=denied)
             elif kind == "instrument":
                 instrument = codec.decode(payload[1])
                 self._instruments[(payload[0], instrument.symbol)] = instrument
