@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -17,9 +18,11 @@ from kernel.api.errors import ApiError
 from kernel.bus import Bus
 from kernel.orders import OrderManager
 from kernel.risk import RiskEngine
-from kernel.service.config import KernelConfig
 from kernel.trading import MarketData, VenueMap
 from tradekernel_sdk.types import Instrument
+
+if TYPE_CHECKING:  # the service builds the API, so the API imports its config lazily
+    from kernel.service.config import KernelConfig
 
 __all__ = ["ApiParts"]
 

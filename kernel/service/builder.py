@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from kernel.adapters.base import Feed
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.adapters.registry import create_feed
+from kernel.api import ApiParts, ApiServer
 from kernel.bus import Bus
 from kernel.metrics import StageLatency, TickToOrder
 from kernel.plugins import PluginHost
@@ -23,7 +24,7 @@ from kernel.service.components import (
     StateDirectory,
     TradingComponent,
 )
-from kernel.service.config import ConfigError, KernelConfig
+from kernel.service.config import API_TOKENS_ENV, ConfigError, KernelConfig
 from kernel.service.lifecycle import Component, Lifecycle, ShutdownRequest
 from kernel.trading import MarketData, VenueMap
 from kernel.trading.clock import MarketClock
@@ -118,6 +119,12 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         )
         components.append(paper)
 
+    market = MarketData(
+        books={venue: feed.book for venue, feed in feeds.items()},
+        states={venue: feed.book_state for venue, feed in feeds.items()},
+        instruments={venue: feed.instrument for venue, feed in feeds.items()},
+    )
+    venues = VenueMap({config.paper.market_venue: "paper"})
     trading: TradingComponent | None = None
     host: PluginHost | None = None
     if config.strategies:
@@ -125,17 +132,12 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             raise ConfigError("strategies: trading needs the paper venue and its market's replay")
         host = PluginHost(allow=config.plugins.allow, block=config.plugins.block)
         host.load()
-        market = MarketData(
-            books={venue: feed.book for venue, feed in feeds.items()},
-            states={venue: feed.book_state for venue, feed in feeds.items()},
-            instruments={venue: feed.instrument for venue, feed in feeds.items()},
-        )
         trading = TradingComponent(
             bus,
             config=config,
             strategies=_strategies(config, host),
             market=market,
-            venues=VenueMap({config.paper.market_venue: "paper"}),
+            venues=venues,
             state_dir=lambda: state.path,
             risk_checks=host.risk_checks(),
             venue_reports=lambda: {"paper": paper.report} if paper is not None else {},
@@ -144,6 +146,28 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             metrics=metrics.server if metrics is not None else None,
         )
         components.append(trading)
+
+    if config.api.enabled:
+        if not config.api.tokens:
+            raise ConfigError(f"api.tokens: the API needs at least one token ({API_TOKENS_ENV})")
+        parts = ApiParts(
+            bus=bus,
+            market=market,
+            venues=venues,
+            instruments=lambda: [
+                instrument
+                for feed in feeds.values()
+                for symbol in feed.symbols
+                if (instrument := feed.instrument(symbol)) is not None
+            ],
+            orders=lambda: trading.orders if trading is not None else None,
+            risk=lambda: trading.risk if trading is not None else None,
+            config=config,
+            components=lambda: [component.name for component in components],
+        )
+        components.append(
+            ApiServer(parts, host=config.api.host, port=config.api.port, tokens=config.api.tokens)
+        )
 
     replays: list[ReplayComponent] = []
 

@@ -7,6 +7,7 @@ replayed through verified books and the paper venue.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from kernel.risk.config import RiskConfig, RiskConfigError, parse_risk_config
 from kernel.trading.runner import RunnerPolicy
 
 __all__ = [
+    "API_TOKENS_ENV",
     "BUNDLED_DATA",
+    "ApiConfig",
     "ConfigError",
     "JournalConfig",
     "KernelConfig",
@@ -105,6 +108,41 @@ class PluginsConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """The gRPC API. Tokens come from ``[api.tokens]`` and from the environment variable
+    ``TRADEKERNEL_API_TOKENS`` (``token=read+trade,other=admin``), never from logs."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 50051
+    tokens: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+API_TOKENS_ENV = "TRADEKERNEL_API_TOKENS"
+_SCOPES = ("read", "trade", "admin")
+
+
+def _api_tokens(table: _Section, environ: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    tokens: dict[str, frozenset[str]] = {}
+    for token, scopes in table.raw.items():
+        if not isinstance(scopes, list) or not all(scope in _SCOPES for scope in scopes):
+            raise ConfigError(
+                f"{table.path}.<token>: expected a list of scopes from {', '.join(_SCOPES)}"
+            )
+        tokens[token] = frozenset(scopes)
+    for item in filter(None, environ.get(API_TOKENS_ENV, "").split(",")):
+        token, _, scopes_text = item.partition("=")
+        scopes = frozenset(filter(None, scopes_text.split("+")))
+        if not token or not scopes or not scopes <= set(_SCOPES):
+            raise ConfigError(
+                f"{API_TOKENS_ENV}: expected token=scope+scope,... with scopes from "
+                f"{', '.join(_SCOPES)}"
+            )
+        tokens[token.strip()] = scopes
+    return tokens
+
+
+@dataclass(frozen=True)
 class KernelConfig:
     """Everything ``tradekernel run`` builds."""
 
@@ -121,6 +159,7 @@ class KernelConfig:
     strategies: tuple[StrategySpec, ...] = ()
     runner: RunnerPolicy = field(default_factory=RunnerPolicy)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
 
 def default_config() -> KernelConfig:
@@ -148,7 +187,9 @@ def load_config(path: str | Path) -> KernelConfig:
     return parse_config(raw, base=path.parent)
 
 
-def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
+def parse_config(
+    raw: Mapping[str, Any], base: Path = Path(), environ: Mapping[str, str] | None = None
+) -> KernelConfig:
     """Validate a configuration mapping; relative file paths resolve against ``base``."""
     reader = _Section(raw, "")
     kernel = reader.section("kernel")
@@ -160,6 +201,7 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
     runner_section = reader.section("runner")
     plugins_section = reader.section("plugins")
     strategies_section = reader.section("strategies")
+    api_section = reader.section("api")
     risk_raw = reader.raw.get("risk", {})
     reader.used.add("risk")
     reader.reject_unknown()
@@ -190,6 +232,14 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
         block=tuple(plugins_section.strings("block", ())),
     )
     plugins_section.reject_unknown()
+    api_tokens = api_section.section("tokens")
+    api = ApiConfig(
+        enabled=api_section.boolean("enabled", False),
+        host=api_section.string("host", "127.0.0.1"),
+        port=api_section.integer("port", 50051, minimum=0, maximum=65535),
+        tokens=_api_tokens(api_tokens, environ if environ is not None else os.environ),
+    )
+    api_section.reject_unknown()
     strategies = []
     for name, table in strategies_section.raw.items():
         section = _Section(table, f"strategies.{name}")
@@ -251,6 +301,7 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path()) -> KernelConfig:
         strategies=tuple(strategies),
         runner=runner,
         plugins=plugins,
+        api=api,
     )
     kernel.reject_unknown()
     return config

@@ -27,8 +27,11 @@ class Component(Protocol):
 
     name: str
 
-    async def start(self) -> None:
-        """Acquire resources; return when ready for the components after this one."""
+    async def start(self) -> object:
+        """Acquire resources; return when ready for the components after this one.
+
+        What it returns is ignored (a server may return its bound port).
+        """
 
     async def stop(self) -> None:
         """Release resources; must be safe to call after a failed or partial start."""

@@ -93,3 +93,30 @@ def test_example_deployment_config_is_valid() -> None:
     config = load_config(root / "deploy" / "kernel.example.toml")
     assert [replay.venue for replay in config.replay] == ["binance", "okx"]
     assert config.metrics.host == "127.0.0.1"
+
+
+def test_api_tokens_come_from_config_and_environment() -> None:
+    config = parse_config(
+        {"api": {"enabled": True, "port": 0, "tokens": {"ops": ["read", "admin"]}}},
+        environ={"TRADEKERNEL_API_TOKENS": "bot=read+trade"},
+    )
+    assert config.api.tokens == {
+        "ops": frozenset({"read", "admin"}),
+        "bot": frozenset({"read", "trade"}),
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "environ", "message"),
+    [
+        ({"api": {"tokens": {"x": ["root"]}}}, {}, "api.tokens.<token>: expected a list of scopes"),
+        ({}, {"TRADEKERNEL_API_TOKENS": "bot"}, "TRADEKERNEL_API_TOKENS: expected token=scope"),
+        ({}, {"TRADEKERNEL_API_TOKENS": "bot=god"}, "TRADEKERNEL_API_TOKENS: expected"),
+        ({"api": {"prot": 1}}, {}, "api.prot: unknown setting"),
+    ],
+)
+def test_invalid_api_settings_are_refused(
+    raw: dict[str, object], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("<", "<")):
+        parse_config(raw, environ=environ)
