@@ -14,6 +14,7 @@ import kernel
 from kernel.adapters.base import STAT_NAMES
 from kernel.adapters.registry import REPLAY_VENUES, create_feed
 from kernel.bus import Bus
+from kernel.cli_api import API_COMMANDS, add_api_commands, run_api_command
 from kernel.journal import verify as verify_journal
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the kernel (without --config: the bundled real data through books and paper)",
+        help="run the kernel (without --config: the first-party strategies on bundled data)",
         description="Run the kernel. Without --config it replays the bundled Binance spot "
         "slice through verified books and the paper venue, then prints a summary.",
     )
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("files", nargs="+", type=Path, metavar="FILE")
     convert.add_argument("--out", required=True, type=Path, help="the TKR1 file to write")
     convert.add_argument("--codec", default="zstd", choices=sorted(CODECS))
+    add_api_commands(commands)
     return parser
 
 
@@ -200,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     setup_logging(args.log_level, json_lines=args.log_json)
+    if args.command in API_COMMANDS:
+        return run_api_command(args)
     if args.command == "replay":
         return _replay_command(args)
     if args.command == "convert":

@@ -1,0 +1,295 @@
+"""Command-line commands that talk to a running kernel over its gRPC API.
+
+``tradekernel status``, ``orders``, ``positions``, ``halt`` and ``resume``
+connect to ``--address`` (default ``$TRADEKERNEL_API_ADDRESS`` or
+``127.0.0.1:50051``) with the bearer token of ``--token`` (default
+``$TRADEKERNEL_API_TOKEN``; prefer the variable, since arguments show in the
+process list). They print tables, or one JSON object with ``--json``, and exit
+0 when the call succeeded, 1 when the API answered with an error and 2 on a
+usage error such as a missing token. Tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Final, TextIO
+
+from tradekernel_sdk.client import (
+    ApiError,
+    KernelClient,
+    KernelStatus,
+    OrderView,
+    PositionView,
+    RiskState,
+    Unavailable,
+)
+from tradekernel_sdk.fixedpoint import from_fixed
+from tradekernel_sdk.orders import FEE_PRECISION
+
+__all__ = ["API_COMMANDS", "DEFAULT_ADDRESS", "add_api_commands", "run_api_command"]
+
+DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
+ADDRESS_ENV: Final = "TRADEKERNEL_API_ADDRESS"
+TOKEN_ENV: Final = "TRADEKERNEL_API_TOKEN"
+API_COMMANDS: Final = frozenset({"status", "orders", "positions", "halt", "resume"})
+"""The ``command`` values :func:`run_api_command` handles."""
+
+_MAX_MESSAGE: Final = 300
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        help=f"the kernel's API, HOST:PORT (default ${ADDRESS_ENV} or {DEFAULT_ADDRESS})",
+    )
+    parser.add_argument(
+        "--token", help=f"bearer token (default ${TOKEN_ENV}; the variable keeps it out of ps)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+
+
+def add_api_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``status``, ``orders``, ``positions``, ``halt`` and ``resume`` on ``subparsers``."""
+    status = subparsers.add_parser(
+        "status",
+        help="show a running kernel's components, books and trading state (API, scope read)",
+    )
+    _connection(status)
+
+    orders = subparsers.add_parser(
+        "orders", help="list a running kernel's orders, newest first (API, scope read)"
+    )
+    orders.add_argument("--open", action="store_true", help="only orders still working")
+    orders.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    _connection(orders)
+
+    positions = subparsers.add_parser(
+        "positions", help="list a running kernel's positions and P&L (API, scope read)"
+    )
+    positions.add_argument("--all", action="store_true", help="include flat positions")
+    _connection(positions)
+
+    halt = subparsers.add_parser(
+        "halt", help="halt trading and cancel every working order (API, scope trade)"
+    )
+    halt.add_argument("--reason", default="halted from the command line", help="recorded why")
+    _connection(halt)
+
+    resume = subparsers.add_parser("resume", help="resume trading (API, scope admin)")
+    resume.add_argument("--reason", default="resumed from the command line", help="recorded why")
+    resume.add_argument("--state", choices=("active", "reducing"), default="active")
+    _connection(resume)
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 3] + "..."
+
+
+def run_api_command(
+    args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run one API command parsed by :func:`add_api_commands`; return the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    command: str = args.command
+    address = args.address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if command not in _RUNNERS:
+        print(f"tradekernel: not an API command: {command}", file=err)
+        return 2
+    if not token:
+        print(f"tradekernel {command}: no API token: set {TOKEN_ENV} or pass --token", file=err)
+        return 2
+    try:
+        with KernelClient(address, token, timeout=args.timeout) as client:
+            data, lines = _RUNNERS[command](client, args)
+    except Unavailable as error:
+        print(
+            f"tradekernel {command}: cannot use the API at {address}: {_one_line(str(error))}",
+            file=err,
+        )
+        return 1
+    except ApiError as error:
+        print(f"tradekernel {command}: {_one_line(str(error))}", file=err)
+        return 1
+    if args.json:
+        print(json.dumps(data), file=out)
+    else:
+        for line in lines:
+            print(line, file=out)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Commands: each returns (JSON data, lines of the human-readable table)
+
+_Result = tuple[dict[str, Any], list[str]]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+
+
+def _duration(ns: int) -> str:
+    seconds = ns // 1_000_000_000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s"
+
+
+def _status(client: KernelClient, args: argparse.Namespace) -> _Result:
+    status: KernelStatus = client.status()
+    data: dict[str, Any] = {
+        "trading_state": status.trading_state,
+        "ts_started": status.ts_started,
+        "uptime_ns": status.uptime_ns,
+        "components": [
+            {"name": c.name, "state": c.state, "detail": c.detail} for c in status.components
+        ],
+        "books": [
+            {
+                "venue": b.venue,
+                "symbol": b.symbol,
+                "state": b.state.value if b.state else "unknown",
+                "sequence": b.sequence,
+                "ts_recv": b.ts_recv,
+                "bid_levels": b.bid_levels,
+                "ask_levels": b.ask_levels,
+            }
+            for b in status.books
+        ],
+    }
+    lines = [
+        f"trading      {status.trading_state}",
+        f"uptime       {_duration(status.uptime_ns)}",
+        "",
+        *_table(
+            ["COMPONENT", "STATE", "DETAIL"],
+            [[c.name, c.state, c.detail] for c in status.components],
+        ),
+        "",
+        *_table(
+            ["BOOK", "STATE", "SEQUENCE", "BIDS", "ASKS"],
+            [
+                [
+                    f"{b.venue}.{b.symbol}",
+                    b.state.value if b.state else "unknown",
+                    str(b.sequence),
+                    str(b.bid_levels),
+                    str(b.ask_levels),
+                ]
+                for b in status.books
+            ],
+        ),
+    ]
+    return data, lines
+
+
+def _order_data(view: OrderView) -> dict[str, Any]:
+    order = view.order
+    return {
+        "client_order_id": order.client_order_id,
+        "strategy": order.strategy,
+        "venue": order.venue,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "order_type": order.order_type.value,
+        "quantity": view.quantity_text,
+        "price": view.price_text or None,
+        "status": order.status.value,
+        "filled_quantity": view.filled_text,
+        "fees": from_fixed(order.fees, FEE_PRECISION),
+        "reason": order.reason,
+        "ts_event": order.ts_event,
+    }
+
+
+def _orders(client: KernelClient, args: argparse.Namespace) -> _Result:
+    views = client.list_orders(open_only=args.open, limit=max(args.limit, 0))
+    rows = [
+        [
+            v.order.client_order_id,
+            v.order.strategy,
+            f"{v.order.venue}.{v.order.symbol}",
+            v.order.side.value,
+            v.order.order_type.value,
+            v.quantity_text,
+            v.price_text or "-",
+            v.filled_text,
+            v.order.status.value,
+        ]
+        for v in views
+    ]
+    headers = ["ID", "STRATEGY", "INSTRUMENT", "SIDE", "TYPE", "QTY", "PRICE", "FILLED", "STATUS"]
+    lines = _table(headers, rows) if views else ["no orders"]
+    return {"orders": [_order_data(v) for v in views]}, lines
+
+
+def _position_data(position: PositionView) -> dict[str, Any]:
+    return {
+        "venue": position.venue,
+        "symbol": position.symbol,
+        "quantity": position.quantity_text,
+        "cost": str(position.cost),
+        "realised_pnl": str(position.realised_pnl),
+        "unrealised_pnl": None if position.unrealised_pnl is None else str(position.unrealised_pnl),
+        "fees": from_fixed(position.fees, FEE_PRECISION),
+        "mark_price": position.mark_text or None,
+    }
+
+
+def _positions(client: KernelClient, args: argparse.Namespace) -> _Result:
+    positions = client.positions(include_flat=args.all)
+    rows = [
+        [
+            f"{p.venue}.{p.symbol}",
+            p.quantity_text,
+            str(p.cost),
+            str(p.realised_pnl),
+            "-" if p.unrealised_pnl is None else str(p.unrealised_pnl),
+            p.mark_text or "-",
+        ]
+        for p in positions
+    ]
+    headers = ["INSTRUMENT", "QTY", "COST", "REALISED", "UNREALISED", "MARK"]
+    lines = _table(headers, rows) if positions else ["no positions"]
+    return {"positions": [_position_data(p) for p in positions]}, lines
+
+
+def _risk_result(state: RiskState) -> _Result:
+    data = {
+        "state": state.state,
+        "reason": state.reason,
+        "approvals": state.approvals,
+        "cancels": state.cancels,
+        "denials": {name: count for name, count in state.denials.items() if count},
+    }
+    lines = [f"trading      {state.state}", f"reason       {state.reason or '-'}"]
+    return data, lines
+
+
+def _halt(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _risk_result(client.halt(args.reason))
+
+
+def _resume(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _risk_result(client.resume(args.reason, args.state))
+
+
+_RUNNERS: Final[dict[str, Callable[[KernelClient, argparse.Namespace], _Result]]] = {
+    "status": _status,
+    "orders": _orders,
+    "positions": _positions,
+    "halt": _halt,
+    "resume": _resume,
+}
