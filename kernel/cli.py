@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run the kernel (without --config: the first-party strategies on bundled data)",
         description="Run the kernel. Without --config it replays the bundled Binance spot "
-        "slice through verified books and the paper venue, then prints a summary.",
+        "slice through verified books into the first-party strategies, which trade on the "
+        "paper venue under risk limits, then prints a summary.",
     )
     run.add_argument("--config", type=Path, help="TOML configuration file")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")

@@ -17,7 +17,16 @@ from kernel.api.errors import ApiError, invalid
 from kernel.orders import Order
 from kernel.portfolio import Position
 from tradekernel_sdk.fixedpoint import from_fixed
-from tradekernel_sdk.orders import FEE_PRECISION
+from tradekernel_sdk.orders import (
+    FEE_PRECISION,
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderUpdate,
+)
 from tradekernel_sdk.proto.tradekernel.v1 import orders_pb2, portfolio_pb2, types_pb2
 from tradekernel_sdk.types import Instrument
 
@@ -26,6 +35,8 @@ __all__ = [
     "decimal",
     "from_proto_enum",
     "instrument_message",
+    "order_event",
+    "order_filled",
     "order_update",
     "position_message",
     "to_proto_enum",
@@ -96,9 +107,11 @@ def instrument_message(instrument: Instrument) -> types_pb2.Instrument:
     )
 
 
-def order_update(order: Order, instrument: Instrument | None) -> orders_pb2.OrderUpdate:
+def order_update(
+    order: Order | OrderUpdate, instrument: Instrument | None
+) -> orders_pb2.OrderUpdate:
     """Return the order manager's view of ``order``; precisions come from ``instrument``."""
-    update = order.snapshot()
+    update = order.snapshot() if isinstance(order, Order) else order
     price_precision = instrument.price_precision if instrument else 0
     size_precision = instrument.size_precision if instrument else 0
     message = orders_pb2.OrderUpdate(
@@ -118,6 +131,56 @@ def order_update(order: Order, instrument: Instrument | None) -> orders_pb2.Orde
     )
     if update.price is not None:
         message.price.CopyFrom(decimal(update.price, price_precision))
+    return message
+
+
+VenueEvent = (
+    OrderAccepted | OrderRejected | OrderFilled | OrderCanceled | OrderExpired | CancelRejected
+)
+"""A venue's event about an order, as the order manager publishes it."""
+
+
+def order_filled(event: OrderFilled, instrument: Instrument | None) -> orders_pb2.OrderFilled:
+    """Return one fill; precisions come from ``instrument``."""
+    price_precision = instrument.price_precision if instrument else 0
+    size_precision = instrument.size_precision if instrument else 0
+    return orders_pb2.OrderFilled(
+        client_order_id=event.client_order_id,
+        venue_order_id=event.venue_order_id,
+        venue=event.venue,
+        symbol=event.symbol,
+        ts_event=event.ts_event,
+        fill_id=event.fill_id,
+        price=decimal(event.price, price_precision),
+        quantity=decimal(event.quantity, size_precision),
+        leaves_quantity=decimal(event.leaves_quantity, size_precision),
+        fee=decimal(event.fee, FEE_PRECISION),
+        liquidity=to_proto_enum(orders_pb2.Liquidity, "LIQUIDITY", event.liquidity),
+    )
+
+
+def order_event(event: VenueEvent, instrument: Instrument | None) -> orders_pb2.OrderEvent:
+    """Return a venue's order event in its ``OrderEvent`` oneof."""
+    if isinstance(event, OrderFilled):
+        return orders_pb2.OrderEvent(filled=order_filled(event, instrument))
+    message = orders_pb2.OrderEvent()
+    if isinstance(event, OrderAccepted):
+        target: Any = message.accepted
+    elif isinstance(event, OrderRejected):
+        target = message.rejected
+    elif isinstance(event, OrderCanceled):
+        target = message.canceled
+    elif isinstance(event, OrderExpired):
+        target = message.expired
+    else:
+        target = message.cancel_rejected
+    target.client_order_id = event.client_order_id
+    target.venue_order_id = event.venue_order_id
+    target.venue = event.venue
+    target.symbol = event.symbol
+    target.ts_event = event.ts_event
+    if isinstance(event, OrderRejected | OrderExpired | CancelRejected):
+        target.reason = event.reason
     return message
 
 

@@ -8,13 +8,18 @@ gets a fresh snapshot instead (conflation to the latest book). With
 ``throttle_ms`` every update is conflated into at most one snapshot per
 instrument per interval. Dropped and conflated updates are counted in
 :class:`StreamStats`.
+
+``StreamQuotes`` and ``StreamTrades`` use an :class:`EventFeed` per client:
+quotes conflate to the latest per instrument (a client behind gets the newest
+best bid and offer, counted in ``quote_stats.conflated``), trades drop the
+oldest queued trade when ``max_queued`` are waiting (``trade_stats.dropped``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -22,11 +27,22 @@ import grpc
 
 from kernel.api.convert import decimal, instrument_message, to_proto_enum
 from kernel.api.errors import ApiError, invalid, unary
+from kernel.api.feeds import EventFeed, FeedStats, Overflow
 from kernel.api.parts import ApiParts
 from kernel.book import L2Book
 from kernel.bus import topics
 from tradekernel_sdk.proto.tradekernel.v1 import market_data_pb2, market_data_pb2_grpc
-from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus, Instrument, Level
+from tradekernel_sdk.types import (
+    AggressorSide,
+    BookDelta,
+    BookSnapshot,
+    BookState,
+    BookStatus,
+    Instrument,
+    Level,
+    Quote,
+    Trade,
+)
 
 __all__ = ["BookFeed", "MarketDataServicer", "StreamStats"]
 
@@ -170,6 +186,10 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
     def __init__(self, parts: ApiParts, *, max_queued: int = MAX_QUEUED) -> None:
         self.parts = parts
         self.stats = StreamStats()
+        self.quote_stats = FeedStats()
+        """Counters of ``StreamQuotes``."""
+        self.trade_stats = FeedStats()
+        """Counters of ``StreamTrades``."""
         self.max_queued = max_queued
 
     def _instrument(self, venue: str, symbol: str, field_name: str) -> Instrument:
@@ -215,6 +235,21 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
                 if not request.venue or item.venue == request.venue
             ]
         )
+
+    async def _instruments(
+        self, requested: Sequence[Any], context: Context
+    ) -> dict[tuple[str, str], Instrument]:
+        """Return the requested instruments by (venue, symbol); abort the call when one is bad."""
+        try:
+            if not requested:
+                raise invalid("instruments", "at least one instrument is required")
+            instruments = [
+                self._instrument(item.venue, item.symbol, f"instruments[{index}]")
+                for index, item in enumerate(requested)
+            ]
+        except ApiError as error:
+            await context.abort(error.code, error.message)
+        return {(item.venue, item.symbol): item for item in instruments}
 
     async def StreamBooks(
         self, request: market_data_pb2.StreamBooksRequest, context: Context
@@ -308,12 +343,77 @@ class MarketDataServicer(market_data_pb2_grpc.MarketDataServiceServicer):
                 )
         return messages
 
-    async def StreamQuotes(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        """Answer UNIMPLEMENTED: not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamQuotes is not implemented yet")
-        yield None  # pragma: no cover (abort raises)
+    async def StreamQuotes(
+        self, request: market_data_pb2.StreamQuotesRequest, context: Context
+    ) -> AsyncIterator[market_data_pb2.StreamQuotesResponse]:
+        """Stream best bid and offer updates, conflated to the latest per instrument."""
+        instruments = await self._instruments(request.instruments, context)
+        feed: EventFeed[Quote] = EventFeed(
+            self.quote_stats, max_queued=len(instruments), key=_instrument_key
+        )
 
-    async def StreamTrades(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        """Answer UNIMPLEMENTED: not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamTrades is not implemented yet")
-        yield None  # pragma: no cover (abort raises)
+        def on_quote(quote: Any) -> None:
+            if isinstance(quote, Quote):
+                feed.push(quote)
+
+        subscriptions = [(topics.quote(venue, symbol), on_quote) for venue, symbol in instruments]
+        with feed.attached(self.parts.bus, subscriptions):
+            while True:
+                for quote in await feed.take():
+                    instrument = instruments[(quote.venue, quote.symbol)]
+                    price, size = instrument.price_precision, instrument.size_precision
+                    self.quote_stats.sent += 1
+                    yield market_data_pb2.StreamQuotesResponse(
+                        quote=market_data_pb2.Quote(
+                            venue=quote.venue,
+                            symbol=quote.symbol,
+                            bid_price=decimal(quote.bid_price, price),
+                            bid_size=decimal(quote.bid_size, size),
+                            ask_price=decimal(quote.ask_price, price),
+                            ask_size=decimal(quote.ask_size, size),
+                            sequence=quote.sequence,
+                            ts_event=quote.ts_event,
+                            ts_recv=quote.ts_recv,
+                        )
+                    )
+
+    async def StreamTrades(
+        self, request: market_data_pb2.StreamTradesRequest, context: Context
+    ) -> AsyncIterator[market_data_pb2.StreamTradesResponse]:
+        """Stream public trades; a client ``max_queued`` trades behind loses the oldest."""
+        instruments = await self._instruments(request.instruments, context)
+        feed: EventFeed[Trade] = EventFeed(
+            self.trade_stats, max_queued=self.max_queued, overflow=Overflow.DROP_OLDEST
+        )
+
+        def on_trade(trade: Any) -> None:
+            if isinstance(trade, Trade):
+                feed.push(trade)
+
+        subscriptions = [(topics.trade(venue, symbol), on_trade) for venue, symbol in instruments]
+        with feed.attached(self.parts.bus, subscriptions):
+            while True:
+                for trade in await feed.take():
+                    instrument = instruments[(trade.venue, trade.symbol)]
+                    aggressor = market_data_pb2.AGGRESSOR_SIDE_UNSPECIFIED
+                    if trade.aggressor is not AggressorSide.UNKNOWN:
+                        aggressor = to_proto_enum(
+                            market_data_pb2.AggressorSide, "AGGRESSOR_SIDE", trade.aggressor
+                        )
+                    self.trade_stats.sent += 1
+                    yield market_data_pb2.StreamTradesResponse(
+                        trade=market_data_pb2.Trade(
+                            venue=trade.venue,
+                            symbol=trade.symbol,
+                            price=decimal(trade.price, instrument.price_precision),
+                            size=decimal(trade.size, instrument.size_precision),
+                            aggressor=aggressor,
+                            trade_id=trade.trade_id,
+                            ts_event=trade.ts_event,
+                            ts_recv=trade.ts_recv,
+                        )
+                    )
+
+
+def _instrument_key(event: Quote) -> tuple[str, str]:
+    return (event.venue, event.symbol)

@@ -3,6 +3,11 @@
 Orders placed here belong to the strategy ``api``. Venues are named as
 clients know them (the market venue, ``binance``) and routed to the trading
 venue that serves it (``paper``), as strategies' orders are.
+
+``StreamOrderEvents`` and ``StreamFills`` follow every strategy's orders on the
+bus (``oms.order.>``, ``oms.event.>``) through a bounded :class:`EventFeed`
+per client: a client that falls ``max_queued`` events behind gets what was
+queued, then RESOURCE_EXHAUSTED, never a silent gap.
 """
 
 from __future__ import annotations
@@ -10,16 +15,40 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import grpc
 
-from kernel.api.convert import from_proto_enum, order_update, to_proto_enum, units_at
+from kernel.api.convert import (
+    VenueEvent,
+    from_proto_enum,
+    order_event,
+    order_filled,
+    order_update,
+    to_proto_enum,
+    units_at,
+)
 from kernel.api.errors import ApiError, invalid, unary
+from kernel.api.feeds import MAX_QUEUED, EventFeed, FeedStats, Overflow
 from kernel.api.parts import ApiParts
+from kernel.bus import topics
 from kernel.orders import Order
 from kernel.risk import DenialReason
-from tradekernel_sdk.orders import OrderRequest, OrderSide, OrderType, TimeInForce
+from tradekernel_sdk.orders import (
+    CancelRejected,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    TimeInForce,
+)
 from tradekernel_sdk.proto.tradekernel.v1 import orders_pb2, orders_pb2_grpc, risk_pb2
 
 __all__ = ["API_STRATEGY", "OrderServicer"]
@@ -36,6 +65,41 @@ _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
 
 
+_VENUE_EVENTS = (
+    OrderAccepted,
+    OrderRejected,
+    OrderFilled,
+    OrderCanceled,
+    OrderExpired,
+    CancelRejected,
+)
+
+_ALL_ORDERS = topics.order_updates(">")
+_ALL_EVENTS = topics.strategy_events(">")
+
+_TOO_SLOW = (
+    "the client fell {max_queued} events behind; events after the last one sent were "
+    "not queued: reconnect and read ListOrders"
+)
+
+
+@dataclass
+class _Change:
+    """One change of an order and the venue event behind it, if any."""
+
+    update: OrderUpdate
+    event: VenueEvent | None = None
+
+
+@dataclass
+class _Fill:
+    """One fill with the side and owner of its order."""
+
+    event: OrderFilled
+    side: OrderSide
+    strategy: str
+
+
 def _denial(order: Order) -> Any:
     """Return the proto denial reason of a DENIED order (its reason starts with the code)."""
     code = order.reason.partition(":")[0]
@@ -48,8 +112,13 @@ def _denial(order: Order) -> Any:
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     """Place, cancel and list orders."""
 
-    def __init__(self, parts: ApiParts) -> None:
+    def __init__(self, parts: ApiParts, *, max_queued: int = MAX_QUEUED) -> None:
         self.parts = parts
+        self.max_queued = max_queued
+        self.event_stats = FeedStats()
+        """Counters of ``StreamOrderEvents``."""
+        self.fill_stats = FeedStats()
+        """Counters of ``StreamFills``."""
 
     def _message(self, order: Order) -> orders_pb2.OrderUpdate:
         return order_update(order, self.parts.instrument(order.venue, order.symbol))
@@ -211,7 +280,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             response.next_page_token = str(start + size)
         return response
 
-    def _matches(self, order: Order, selector: orders_pb2.OrderFilter) -> bool:
+    def _matches(self, order: Order | OrderUpdate, selector: orders_pb2.OrderFilter) -> bool:
         venue = selector.venue
         if venue and order.venue not in (venue, self.parts.venues.trading_venue(venue)):
             return False
@@ -219,14 +288,86 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             return False
         return not selector.strategy or order.strategy == selector.strategy
 
-    async def StreamOrderEvents(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        """Answer UNIMPLEMENTED: not served yet."""
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "StreamOrderEvents is not implemented yet"
+    async def StreamOrderEvents(
+        self, request: orders_pb2.StreamOrderEventsRequest, context: Context
+    ) -> AsyncIterator[orders_pb2.StreamOrderEventsResponse]:
+        """Stream every change of matching orders with the venue event behind it."""
+        try:
+            self.parts.order_manager()
+        except ApiError as error:
+            await context.abort(error.code, error.message)
+        selector = request.filter
+        feed: EventFeed[_Change] = EventFeed(
+            self.event_stats, max_queued=self.max_queued, overflow=Overflow.FAIL
         )
-        yield None  # pragma: no cover (abort raises)
 
-    async def StreamFills(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        """Answer UNIMPLEMENTED: not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamFills is not implemented yet")
-        yield None  # pragma: no cover (abort raises)
+        def on_update(update: OrderUpdate) -> None:
+            if isinstance(update, OrderUpdate) and self._matches(update, selector):
+                feed.push(_Change(update))
+
+        def on_event(event: Any) -> None:
+            # The manager publishes an order's update, then at once the venue event
+            # that caused it; a DENIED order's rejection is the kernel's own notice.
+            last = feed.last()
+            if (
+                isinstance(event, _VENUE_EVENTS)
+                and last is not None
+                and last.event is None
+                and last.update.client_order_id == event.client_order_id
+                and last.update.status is not OrderStatus.DENIED
+            ):
+                last.event = event
+
+        subscriptions = [(_ALL_ORDERS, on_update), (_ALL_EVENTS, on_event)]
+        with feed.attached(self.parts.bus, subscriptions):
+            while True:
+                for change in await feed.take():
+                    instrument = self.parts.instrument(change.update.venue, change.update.symbol)
+                    message = orders_pb2.StreamOrderEventsResponse(
+                        order=order_update(change.update, instrument)
+                    )
+                    if change.event is not None:
+                        message.event.CopyFrom(order_event(change.event, instrument))
+                    self.event_stats.sent += 1
+                    yield message
+                if feed.overflowed:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        _TOO_SLOW.format(max_queued=self.max_queued),
+                    )
+
+    async def StreamFills(
+        self, request: orders_pb2.StreamFillsRequest, context: Context
+    ) -> AsyncIterator[orders_pb2.StreamFillsResponse]:
+        """Stream the fills of matching orders."""
+        try:
+            manager = self.parts.order_manager()
+        except ApiError as error:
+            await context.abort(error.code, error.message)
+        selector = request.filter
+        feed: EventFeed[_Fill] = EventFeed(
+            self.fill_stats, max_queued=self.max_queued, overflow=Overflow.FAIL
+        )
+
+        def on_event(event: Any) -> None:
+            if not isinstance(event, OrderFilled):
+                return
+            order = manager.orders.get(event.client_order_id)
+            if order is not None and self._matches(order, selector):
+                feed.push(_Fill(event, order.side, order.strategy))
+
+        with feed.attached(self.parts.bus, [(_ALL_EVENTS, on_event)]):
+            while True:
+                for fill in await feed.take():
+                    instrument = self.parts.instrument(fill.event.venue, fill.event.symbol)
+                    self.fill_stats.sent += 1
+                    yield orders_pb2.StreamFillsResponse(
+                        fill=order_filled(fill.event, instrument),
+                        side=to_proto_enum(orders_pb2.OrderSide, "ORDER_SIDE", fill.side),
+                        strategy=fill.strategy,
+                    )
+                if feed.overflowed:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        _TOO_SLOW.format(max_queued=self.max_queued),
+                    )

@@ -22,6 +22,7 @@ from kernel.trading import MarketData, VenueMap
 from tradekernel_sdk.types import Instrument
 
 if TYPE_CHECKING:  # the service builds the API, so the API imports its config lazily
+    from kernel.plugins import PluginHost
     from kernel.service.config import KernelConfig
 
 __all__ = ["ApiParts"]
@@ -37,7 +38,8 @@ class ApiParts:
 
     ``instruments`` returns every instrument of the market venues, the books
     the API knows; ``components`` the names of the kernel's components in
-    start order.
+    start order; ``plugins`` the plug-in host (None when the kernel loaded no
+    plug-ins).
     """
 
     bus: Bus
@@ -49,6 +51,7 @@ class ApiParts:
     config: KernelConfig | None = None
     config_source: str = "embedded default"
     components: Callable[[], Sequence[str]] = tuple
+    plugins: Callable[[], PluginHost | None] = _none
     started_wall_ns: int = field(default_factory=time.time_ns)
     started_monotonic_ns: int = field(default_factory=time.monotonic_ns)
 

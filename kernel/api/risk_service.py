@@ -1,23 +1,94 @@
-"""``RiskService``: the trading state, the kill switch and resuming."""
+"""``RiskService``: the trading state, the kill switch, resuming and the limits in force.
+
+The risk engine reads its :class:`RiskConfig` once, when it is built, and
+keeps no way to swap it while running, so ``GetLimits`` always reports
+revision 1 and ``UpdateLimits`` fails with FAILED_PRECONDITION: limits change
+by editing the ``[risk]`` table and restarting.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 import grpc
 
-from kernel.api.convert import amount, from_proto_enum, to_proto_enum
-from kernel.api.errors import invalid, unary
+from kernel.api.convert import amount, decimal, from_proto_enum, to_proto_enum
+from kernel.api.errors import ApiError, invalid, unary
 from kernel.api.parts import ApiParts
 from kernel.risk import RiskEngine, TradingState
-from kernel.risk.config import NOTIONAL_PRECISION
-from tradekernel_sdk.proto.tradekernel.v1 import risk_pb2, risk_pb2_grpc
+from kernel.risk.config import (
+    NOTIONAL_PRECISION,
+    InstrumentLimits,
+    RateLimit,
+    RiskConfig,
+    decimal_to_fixed,
+)
+from tradekernel_sdk.proto.tradekernel.v1 import risk_pb2, risk_pb2_grpc, types_pb2
 
-__all__ = ["RiskServicer", "risk_state"]
+__all__ = ["LIMITS_REVISION", "RiskServicer", "risk_limits", "risk_state"]
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 _MAX_REASON = 500
+
+LIMITS_REVISION = 1
+"""The revision of the limits: those of the start, never updated while running."""
+
+
+def _exact(value: Decimal) -> Any:
+    """Return a decimal number as a ``Decimal`` message with as many decimals as it has."""
+    exponent = value.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return decimal(decimal_to_fixed(value, places), places)
+
+
+def _money(value: Decimal | None) -> Any:
+    if value is None:
+        return None
+    return amount(decimal_to_fixed(value, NOTIONAL_PRECISION), NOTIONAL_PRECISION)
+
+
+def _instrument_limits(limits: InstrumentLimits) -> risk_pb2.InstrumentLimits:
+    message = risk_pb2.InstrumentLimits(
+        max_position=None if limits.max_position is None else _exact(limits.max_position),
+        min_order_notional=_money(limits.min_order_notional),
+        max_order_notional=_money(limits.max_order_notional),
+    )
+    if limits.max_open_orders is not None:
+        message.max_open_orders = limits.max_open_orders
+    if limits.price_band_bps is not None:
+        message.price_band_bps = limits.price_band_bps
+    return message
+
+
+def _rate(rate: RateLimit) -> risk_pb2.RateLimit:
+    return risk_pb2.RateLimit(rate_per_s=_exact(rate.rate_per_s), burst=rate.burst)
+
+
+def risk_limits(config: RiskConfig) -> risk_pb2.RiskLimits:
+    """Return every limit of ``config``; amounts at 8 decimals, overrides by instrument key."""
+    message = risk_pb2.RiskLimits(
+        defaults=_instrument_limits(config.defaults),
+        max_gross_exposure=_money(config.max_gross_exposure),
+        order_rate=None if config.order_rate is None else _rate(config.order_rate),
+        self_trade_prevention=config.self_trade_prevention,
+        max_daily_loss=_money(config.max_daily_loss),
+        max_drawdown=_money(config.max_drawdown),
+    )
+    for key, limits in sorted(config.instruments.items()):
+        venue, _, symbol = key.partition(".")
+        message.instruments.add(
+            instrument=types_pb2.InstrumentId(venue=venue, symbol=symbol),
+            limits=_instrument_limits(limits),
+        )
+    if config.max_open_orders_per_venue is not None:
+        message.max_open_orders_per_venue = config.max_open_orders_per_venue
+    for venue, rate in sorted(config.venue_order_rates.items()):
+        message.venue_order_rates.add(venue=venue, rate=_rate(rate))
+    if config.max_drawdown_bps is not None:
+        message.max_drawdown_bps = config.max_drawdown_bps
+    return message
 
 
 def risk_state(engine: RiskEngine) -> risk_pb2.RiskState:
@@ -104,10 +175,24 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
             engine.resume(f"api: {reason}")
         return risk_pb2.ResumeResponse(state=risk_state(engine))
 
-    async def GetLimits(self, request: Any, context: Context) -> Any:
-        """Answer UNIMPLEMENTED: not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetLimits is not implemented yet")
+    @unary
+    async def GetLimits(
+        self, request: risk_pb2.GetLimitsRequest, context: Context
+    ) -> risk_pb2.GetLimitsResponse:
+        """Return the limits the engine enforces and their revision (always 1)."""
+        engine = self.parts.risk_engine()
+        return risk_pb2.GetLimitsResponse(
+            limits=risk_limits(engine.config), revision=LIMITS_REVISION
+        )
 
-    async def UpdateLimits(self, request: Any, context: Context) -> Any:
-        """Answer UNIMPLEMENTED: not served yet."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "UpdateLimits is not implemented yet")
+    @unary
+    async def UpdateLimits(
+        self, request: risk_pb2.UpdateLimitsRequest, context: Context
+    ) -> risk_pb2.UpdateLimitsResponse:
+        """Refuse with FAILED_PRECONDITION: the engine's limits are fixed while it runs."""
+        self.parts.risk_engine()
+        raise ApiError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "limits: the risk engine reads its limits once, at start, and cannot change them "
+            "while running; edit the [risk] table of the configuration and restart",
+        )

@@ -28,6 +28,7 @@ from kernel.api.kernel_service import KernelServicer
 from kernel.api.market_data_service import MarketDataServicer
 from kernel.api.order_service import OrderServicer
 from kernel.api.parts import ApiParts
+from kernel.api.plugin_service import PluginServicer
 from kernel.api.portfolio_service import PortfolioServicer
 from kernel.api.risk_service import RiskServicer
 from kernel.api.scopes import SCOPES
@@ -38,6 +39,8 @@ from tradekernel_sdk.proto.tradekernel.v1 import (
     market_data_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
+    plugins_pb2,
+    plugins_pb2_grpc,
     portfolio_pb2,
     portfolio_pb2_grpc,
     risk_pb2,
@@ -81,6 +84,8 @@ class ApiServer:
         self.grace_s = grace_s
         self.metrics = ApiMetrics()
         self.market_data = MarketDataServicer(parts)
+        self.orders = OrderServicer(parts)
+        """The order servicer; its ``event_stats`` and ``fill_stats`` count its streams."""
         self._tokens = dict(tokens)
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
@@ -90,6 +95,7 @@ class ApiServer:
             _full_name(orders_pb2, "OrderService"),
             _full_name(market_data_pb2, "MarketDataService"),
             _full_name(portfolio_pb2, "PortfolioService"),
+            _full_name(plugins_pb2, "PluginService"),
         ]
         """Full names of the services served."""
 
@@ -106,9 +112,10 @@ class ApiServer:
         parts = self.parts
         kernel_pb2_grpc.add_KernelServiceServicer_to_server(KernelServicer(parts), server)
         risk_pb2_grpc.add_RiskServiceServicer_to_server(RiskServicer(parts), server)
-        orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(parts), server)
+        orders_pb2_grpc.add_OrderServiceServicer_to_server(self.orders, server)
         market_data_pb2_grpc.add_MarketDataServiceServicer_to_server(self.market_data, server)
         portfolio_pb2_grpc.add_PortfolioServiceServicer_to_server(PortfolioServicer(parts), server)
+        plugins_pb2_grpc.add_PluginServiceServicer_to_server(PluginServicer(parts), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
