@@ -164,6 +164,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             risk=lambda: trading.risk if trading is not None else None,
             config=config,
             components=lambda: [component.name for component in components],
+            plugins=lambda: host,
         )
         components.append(
             ApiServer(parts, host=config.api.host, port=config.api.port, tokens=config.api.tokens)
