@@ -151,6 +151,7 @@ class KernelCollector(Collector):
         self._feeds: list[tuple[str, FeedStats, StageLatency | None]] = []
         self._gauges: list[tuple[str, str, Callable[[], float]]] = []
         self._labelled: list[tuple[str, str, str, Callable[[], Mapping[str, float]]]] = []
+        self._sources: list[Callable[[], Iterable[Any]]] = []
 
     def add_feed(self, venue: str, stats: FeedStats, latency: StageLatency | None = None) -> None:
         """Export a feed's counters (and its stage latencies) labelled by venue."""
@@ -169,11 +170,19 @@ class KernelCollector(Collector):
         with self._lock:
             self._labelled.append((name, documentation, label, read))
 
+    def add_source(self, families: Callable[[], Iterable[Any]]) -> None:
+        """Export the metric families ``families()`` builds at each scrape."""
+        with self._lock:
+            self._sources.append(families)
+
     def collect(self) -> Iterator[Any]:
         with self._lock:
             feeds = list(self._feeds)
             gauges = list(self._gauges)
             labelled = list(self._labelled)
+            sources = list(self._sources)
+        for families in sources:
+            yield from families()
         for name, documentation, label, read_all in labelled:
             family = CounterMetricFamily(f"tradekernel_{name}", documentation, labels=[label])
             for key, value in read_all().items():

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeAlias
 
 import grpc
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from kernel.api.scopes import required_scope
 from kernel.metrics import LatencyHistogram
@@ -259,6 +260,22 @@ class ApiMetrics:
     def count(self, method: str, code: str) -> int:
         """Return how many calls of ``method`` ended with ``code``."""
         return self.calls.get((method, code), 0)
+
+    def families(self) -> list[Any]:
+        """Return the Prometheus families of the counters (read at scrape time)."""
+        calls = CounterMetricFamily(
+            "tradekernel_api_calls",
+            "gRPC calls by method and status code",
+            labels=["method", "code"],
+        )
+        for (method, code), count in sorted(self.calls.items()):
+            calls.add_metric([method, code], count)
+        latency = HistogramMetricFamily(
+            "tradekernel_api_call_seconds", "gRPC call duration by method", labels=["method"]
+        )
+        for method, histogram in sorted(self.latency.items()):
+            latency.add_metric([method], histogram.cumulative_buckets(), histogram.total_ns / 1e9)
+        return [calls, latency]
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

@@ -166,9 +166,10 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             components=lambda: [component.name for component in components],
             plugins=lambda: host,
         )
-        components.append(
-            ApiServer(parts, host=config.api.host, port=config.api.port, tokens=config.api.tokens)
-        )
+        api = ApiServer(parts, host=config.api.host, port=config.api.port, tokens=config.api.tokens)
+        if metrics is not None:
+            metrics.server.collector.add_source(api.metrics.families)
+        components.append(api)
 
     replays: list[ReplayComponent] = []
 

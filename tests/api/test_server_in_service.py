@@ -89,3 +89,26 @@ def test_api_is_served_from_the_running_kernel(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr[-2000:]
     assert "s3cret" not in stderr
     assert "stopped because   SIGTERM" in stdout
+
+
+def test_api_calls_are_exported_to_prometheus() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from kernel.api.interceptors import ApiMetrics
+    from kernel.metrics import KernelCollector
+
+    metrics = ApiMetrics()
+    metrics.observe("/tradekernel.v1.RiskService/Halt", "OK", 120_000)
+    metrics.observe("/tradekernel.v1.RiskService/Halt", "PERMISSION_DENIED", 80_000)
+    collector = KernelCollector()
+    collector.add_source(metrics.families)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    assert (
+        'tradekernel_api_calls_total{code="PERMISSION_DENIED",'
+        'method="/tradekernel.v1.RiskService/Halt"} 1.0'
+    ) in text
+    assert (
+        'tradekernel_api_call_seconds_count{method="/tradekernel.v1.RiskService/Halt"} 2.0' in text
+    )
