@@ -13,16 +13,17 @@ their precision) and as decimal text, never as floats.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kernel.bus import Bus
 from kernel.orders.manager import OrderManager
+from tradekernel_sdk import codec
 from tradekernel_sdk.fixedpoint import from_fixed
 from tradekernel_sdk.orders import FEE_PRECISION, OrderFilled, OrderUpdate
 
-__all__ = ["SqliteProjection"]
+__all__ = ["SqliteProjection", "journaled_fills"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -81,6 +82,15 @@ ON CONFLICT(venue, symbol) DO UPDATE SET
     quantity = excluded.quantity, quantity_text = excluded.quantity_text,
     realised = excluded.realised, fees = excluded.fees
 """
+
+
+def journaled_fills(records: Iterable[tuple[str, Any]]) -> Iterator[OrderFilled]:
+    """Yield the fills among the order manager's journal ``(kind, payload)`` records."""
+    for kind, payload in records:
+        if kind == "event":
+            event = codec.decode(payload[0])
+            if isinstance(event, OrderFilled):
+                yield event
 
 
 class SqliteProjection:

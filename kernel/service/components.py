@@ -16,7 +16,7 @@ from kernel.bus import Bus, topics
 from kernel.journal import Journal
 from kernel.metrics import MetricsServer, StageLatency, TickToOrder
 from kernel.orders import OrderManager
-from kernel.orders.projection import SqliteProjection
+from kernel.orders.projection import SqliteProjection, journaled_fills
 from kernel.paper import FeeSchedule, PaperVenue, VenueOrderRecord
 from kernel.recording import merge_frames, open_reader
 from kernel.replay import Progress, ReplayReport, replay
@@ -29,7 +29,6 @@ from kernel.service.config import (
 )
 from kernel.service.lifecycle import ShutdownRequest
 from kernel.trading import MarketData, StrategyRunner, TradingContext, VenueMap
-from tradekernel_sdk import codec
 from tradekernel_sdk.orders import (
     OrderFilled,
 )
@@ -261,11 +260,7 @@ class TradingComponent:
         for venue, report in self.venue_reports().items():
             self.reconciled[venue] = self.orders.reconcile(venue, report)
         self.projection = SqliteProjection(self.state_dir() / "orders.sqlite", self.orders)
-        self.projection.rebuild(
-            fill
-            for kind, payload in records
-            if kind == "event" and isinstance(fill := codec.decode(payload[0]), OrderFilled)
-        )
+        self.projection.rebuild(journaled_fills(records))
         self.projection.follow(self.bus)
         self._subscribed = [
             ("oms.event.>", self._on_order_event),

@@ -9,9 +9,7 @@ from trading_stack import TradingStack
 
 from kernel.adapters.base import RawFrame
 from kernel.journal import replay
-from kernel.orders.projection import SqliteProjection
-from tradekernel_sdk import codec
-from tradekernel_sdk.orders import OrderFilled
+from kernel.orders.projection import SqliteProjection, journaled_fills
 
 
 def _tables(projection: SqliteProjection) -> tuple[list[tuple[object, ...]], ...]:
@@ -60,10 +58,9 @@ def test_projection_follows_orders_fills_and_positions(
     again = TradingStack(tmp_path / "journal.tkj")
     rebuilt = SqliteProjection(tmp_path / "rebuilt.sqlite", again.orders)
     rebuilt.rebuild(
-        fill
-        for record in replay(tmp_path / "journal.tkj")
-        if record.kind == "event"
-        and isinstance(fill := codec.decode(record.payload[0]), OrderFilled)
+        journaled_fills(
+            (record.kind, record.payload) for record in replay(tmp_path / "journal.tkj")
+        )
     )
     reopened = SqliteProjection(tmp_path / "orders.sqlite", again.orders)
     assert _tables(rebuilt) == _tables(reopened)
