@@ -32,6 +32,7 @@ from kernel.api.plugin_service import PluginServicer
 from kernel.api.portfolio_service import PortfolioServicer
 from kernel.api.risk_service import RiskServicer
 from kernel.api.scopes import SCOPES
+from kernel.api.tls import TlsConfig, server_credentials
 from tradekernel_sdk.proto.tradekernel.v1 import (
     kernel_pb2,
     kernel_pb2_grpc,
@@ -61,6 +62,8 @@ class ApiServer:
 
     ``tokens`` maps each bearer token to its scopes (``read``, ``trade``,
     ``admin``). Port 0 binds a free port; :meth:`start` returns the one bound.
+    With ``tls`` the port serves TLS only (mutual TLS when it names a client
+    CA); its files are read at construction, so a bad one fails before start.
     """
 
     name = "api"
@@ -73,6 +76,7 @@ class ApiServer:
         port: int = 0,
         tokens: Mapping[str, frozenset[str]],
         grace_s: float = 5.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         for scopes in tokens.values():
             unknown = set(scopes) - SCOPES
@@ -82,6 +86,8 @@ class ApiServer:
         self.host = host
         self.port = port
         self.grace_s = grace_s
+        self.tls = tls
+        self._credentials = None if tls is None else server_credentials(tls)
         self.metrics = ApiMetrics()
         self.market_data = MarketDataServicer(parts)
         self.orders = OrderServicer(parts)
@@ -125,12 +131,18 @@ class ApiServer:
         for service in ["", *self.services]:
             await health.set(service, health_pb2.HealthCheckResponse.SERVING)
         address = f"{self.host}:{self.port}"
-        bound = server.add_insecure_port(address)
+        if self._credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, self._credentials)
         if not bound:
             raise RuntimeError(f"cannot bind the API server to {address}")
         await server.start()
         self._server, self._health, self.port = server, health, bound
-        log.info("API serving on %s:%d (%d services)", self.host, bound, len(self.services))
+        security = "plaintext" if self.tls is None else "mutual TLS" if self.tls.mutual else "TLS"
+        log.info(
+            "API serving on %s:%d (%s, %d services)", self.host, bound, security, len(self.services)
+        )
         return bound
 
     async def stop(self, grace: float | None = None) -> None:

@@ -166,7 +166,13 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             components=lambda: [component.name for component in components],
             plugins=lambda: host,
         )
-        api = ApiServer(parts, host=config.api.host, port=config.api.port, tokens=config.api.tokens)
+        api = ApiServer(
+            parts,
+            host=config.api.host,
+            port=config.api.port,
+            tokens=config.api.tokens,
+            tls=config.api.tls,
+        )
         if metrics is not None:
             metrics.server.collector.add_source(api.metrics.families)
         components.append(api)

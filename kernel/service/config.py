@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.adapters.registry import REPLAY_VENUES
+from kernel.api.tls import TlsConfig, TlsError
 from kernel.risk.config import RiskConfig, RiskConfigError, parse_risk_config
 from kernel.trading.runner import RunnerPolicy
 
@@ -116,6 +117,10 @@ class ApiConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     tokens: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    tls: TlsConfig | None = None
+    """``tls_cert`` and ``tls_key`` (and ``tls_client_ca`` for mutual TLS); None: plaintext."""
+    model_dir: Path | None = None
+    """The model repository ``ListModels`` reads (``<name>/<version>/metadata.json``)."""
 
 
 API_TOKENS_ENV = "TRADEKERNEL_API_TOKENS"
@@ -238,6 +243,8 @@ def parse_config(
         host=api_section.string("host", "127.0.0.1"),
         port=api_section.integer("port", 50051, minimum=0, maximum=65535),
         tokens=_api_tokens(api_tokens, environ if environ is not None else os.environ),
+        tls=_api_tls(api_section, base),
+        model_dir=_optional_path(api_section.string("model_dir", ""), base),
     )
     api_section.reject_unknown()
     strategies = []
@@ -305,6 +312,26 @@ def parse_config(
     )
     kernel.reject_unknown()
     return config
+
+
+def _api_tls(section: _Section, base: Path) -> TlsConfig | None:
+    """Return the API's TLS files, each read once so a bad one fails at start naming its field."""
+    cert = _optional_path(section.string("tls_cert", ""), base)
+    key = _optional_path(section.string("tls_key", ""), base)
+    client_ca = _optional_path(section.string("tls_client_ca", ""), base)
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ConfigError(f"{section.path}.tls_client_ca: needs tls_cert and tls_key")
+        return None
+    if cert is None or key is None:
+        missing = "tls_cert" if cert is None else "tls_key"
+        raise ConfigError(f"{section.path}.{missing}: required with the other TLS file")
+    tls = TlsConfig(cert, key, client_ca, section=section.path)
+    try:
+        tls.check()
+    except TlsError as error:
+        raise ConfigError(str(error)) from None
+    return tls
 
 
 def _optional_path(text: str, base: Path) -> Path | None:

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from kernel.adapters.base import RawFrame
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.api import ApiParts, ApiServer
+from kernel.api.tls import TlsConfig
 from kernel.recording import open_frames
 from tradekernel_sdk.proto.tradekernel.v1 import (
     kernel_pb2,
@@ -75,8 +76,18 @@ class Running:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, frames: list[RawFrame]) -> AsyncIterator[Running]:
-    """Start a trading stack fed with ``frames`` and an API server on port 0."""
+async def running(
+    tmp_path: Path,
+    frames: list[RawFrame],
+    *,
+    tls: TlsConfig | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+    **server_options: Any,
+) -> AsyncIterator[Running]:
+    """Start a trading stack fed with ``frames`` and an API server on port 0.
+
+    With ``tls`` the server serves TLS and the channel uses ``credentials``.
+    """
     stack = TradingStack(tmp_path / "journal.tkj")
     for frame in frames:
         stack.feed.on_frame(frame)
@@ -89,9 +100,12 @@ async def running(tmp_path: Path, frames: list[RawFrame]) -> AsyncIterator[Runni
         risk=lambda: stack.risk,
         components=lambda: ["trading"],
     )
-    server = ApiServer(parts, tokens=TOKENS, grace_s=0.5)
+    server = ApiServer(parts, tokens=TOKENS, grace_s=0.5, tls=tls, **server_options)
     port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    if credentials is None:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    else:
+        channel = grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials)
     try:
         yield Running(stack, server, channel, port)
     finally:

@@ -75,6 +75,7 @@ __all__ = [
     "PermissionDenied",
     "PositionView",
     "RiskState",
+    "TlsFiles",
     "Unauthenticated",
     "Unavailable",
 ]
@@ -555,6 +556,39 @@ def _stream_request(
     )
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS channel: the CA to trust, and for mutual TLS the client's own pair.
+
+    ``ca_file`` None trusts the system's roots; ``cert_file`` and ``key_file``
+    come together or not at all.
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """Read the files and return channel credentials; ValueError names a file at fault."""
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file: give both for a client certificate")
+
+        def read(path: str | None, what: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                with open(path, "rb") as handle:
+                    return handle.read()
+            except OSError as error:
+                raise ValueError(f"{what}: cannot read {path}: {error.strerror or error}") from None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_file, "ca_file"),
+            private_key=read(self.key_file, "key_file"),
+            certificate_chain=read(self.cert_file, "cert_file"),
+        )
+
+
 def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return () if token is None else (("authorization", f"Bearer {token}"),)
 
@@ -583,15 +617,23 @@ class _Instruments:
 
 
 class KernelClient:
-    """A synchronous client of the kernel's API over an insecure (loopback) channel."""
+    """A synchronous client of the kernel's API; plaintext (loopback) unless given ``tls``."""
 
     def __init__(
-        self, address: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        address: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self._metadata = _metadata(token)
-        self._channel = grpc.insecure_channel(address)
+        if tls is None:
+            self._channel = grpc.insecure_channel(address)
+        else:
+            self._channel = grpc.secure_channel(address, tls.credentials())
         self._kernel = kernel_pb2_grpc.KernelServiceStub(self._channel)
         self._risk = risk_pb2_grpc.RiskServiceStub(self._channel)
         self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
@@ -737,15 +779,26 @@ class KernelClient:
 
 
 class AsyncKernelClient:
-    """An asyncio client of the kernel's API; create and use it inside the running loop."""
+    """An asyncio client of the kernel's API; create and use it inside the running loop.
+
+    Plaintext (loopback) unless given ``tls``.
+    """
 
     def __init__(
-        self, address: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+        self,
+        address: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self._metadata = _metadata(token)
-        self._channel = grpc.aio.insecure_channel(address)
+        if tls is None:
+            self._channel = grpc.aio.insecure_channel(address)
+        else:
+            self._channel = grpc.aio.secure_channel(address, tls.credentials())
         self._kernel = kernel_pb2_grpc.KernelServiceStub(self._channel)
         self._risk = risk_pb2_grpc.RiskServiceStub(self._channel)
         self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
