@@ -111,6 +111,27 @@ class RiskEngine:
         self._limits: dict[str, dict[str, ResolvedLimits]] = {}
         self._buckets: dict[str, TokenBucket | None] = {}
         self._custom: tuple[tuple[str, CustomCheck], ...] = ()
+        self._use_limits(config)
+        self._equity_peak: int | None = None
+        self.approvals = 0
+        """Orders approved."""
+        self.denials: dict[DenialReason, int] = dict.fromkeys(DenialReason, 0)
+        """Orders denied, by reason."""
+        self.check_errors: dict[str, int] = {}
+        """Exceptions raised by each custom check (each one also denied its order)."""
+        self.cancels = 0
+        """Cancels passed (always allowed)."""
+        self.errors = 0
+        """Exceptions raised by built-in checks or the context (each denied its order)."""
+
+    def replace_config(self, config: RiskConfig) -> None:
+        """Enforce ``config`` from the next check on; order-rate buckets restart full."""
+        self.config = config
+        self._use_limits(config)
+
+    def _use_limits(self, config: RiskConfig) -> None:
+        self._limits.clear()
+        self._buckets.clear()
         self._max_open_venue = config.max_open_orders_per_venue
         self._self_trade = config.self_trade_prevention
         self._daily_loss = (
@@ -124,17 +145,6 @@ class RiskEngine:
             else decimal_to_fixed(config.max_drawdown, NOTIONAL_PRECISION)
         )
         self._drawdown_bps = config.max_drawdown_bps
-        self._equity_peak: int | None = None
-        self.approvals = 0
-        """Orders approved."""
-        self.denials: dict[DenialReason, int] = dict.fromkeys(DenialReason, 0)
-        """Orders denied, by reason."""
-        self.check_errors: dict[str, int] = {}
-        """Exceptions raised by each custom check (each one also denied its order)."""
-        self.cancels = 0
-        """Cancels passed (always allowed)."""
-        self.errors = 0
-        """Exceptions raised by built-in checks or the context (each denied its order)."""
 
     # -- trading state -------------------------------------------------------
 

@@ -61,6 +61,10 @@ class StrategySlot:
     callbacks: int = 0
     quarantined: bool = False
     quarantine_reason: str = ""
+    disabled: bool = False
+    """Switched off by an operator (its plug-in disabled) until :meth:`StrategyRunner.enable`."""
+    disabled_reason: str = ""
+    started: bool = False
     slowest_ns: int = 0
     subscriptions: list[tuple[str, Callable[[Any], None]]] = field(default_factory=list)
 
@@ -204,17 +208,49 @@ class StrategyRunner:
     def start(self) -> None:
         """Call every strategy's ``on_start`` and subscribe it to its events."""
         for slot in self.slots.values():
-            self._call(slot, slot.strategy.on_start)
-            if slot.quarantined:
-                continue
+            if not slot.disabled:
+                self._start(slot)
+
+    def _start(self, slot: StrategySlot) -> None:
+        slot.started = True
+        self._call(slot, slot.strategy.on_start)
+        if not slot.quarantined:
             self._subscribe(slot)
 
     def stop(self) -> None:
         """Unsubscribe every strategy and call its ``on_stop``."""
         for slot in self.slots.values():
             self._unsubscribe(slot)
-            if not slot.quarantined:
+            if slot.started and not slot.quarantined and not slot.disabled:
                 self._call(slot, slot.strategy.on_stop)
+
+    def disable(self, name: str, reason: str) -> None:
+        """Stop delivering to strategy ``name`` and, as a quarantine does, cancel its orders.
+
+        Before :meth:`start` it only keeps the strategy from starting.
+        """
+        slot = self.slots[name]
+        if slot.disabled:
+            return
+        slot.disabled = True
+        slot.disabled_reason = reason
+        self._unsubscribe(slot)
+        log.warning("strategy %s disabled: %s", name, reason)
+        if slot.started:
+            self._cancel_orders_of(slot)
+
+    def enable(self, name: str) -> None:
+        """Resume delivering to strategy ``name`` (starting it if it never started)."""
+        slot = self.slots[name]
+        if not slot.disabled:
+            return
+        slot.disabled = False
+        slot.disabled_reason = ""
+        log.info("strategy %s enabled", name)
+        if not slot.started:
+            self._start(slot)
+        elif not slot.quarantined:
+            self._subscribe(slot)
 
     # -- delivery ------------------------------------------------------------
 
@@ -330,6 +366,9 @@ class StrategyRunner:
         slot.quarantine_reason = reason
         self._unsubscribe(slot)
         log.error("strategy %s quarantined: %s", slot.name, reason)
+        self._cancel_orders_of(slot)
+
+    def _cancel_orders_of(self, slot: StrategySlot) -> None:
         if self.policy.cancel_on_quarantine:
             for order in self.orders.open_orders():
                 if order.strategy == slot.name:
