@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "SecretRedactor", "setup_logging"]
+__all__ = ["JsonFormatter", "SecretRedactor", "redact", "register_secret", "setup_logging"]
 
 # key=value, "key": "value" and Bearer tokens, for any key that names a secret.
 _SECRET_PATTERNS = (
@@ -20,10 +20,24 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
 )
 _REDACTED = "***"
+# Known credential values, redacted wherever they appear: a key inside a URL
+# or a header dump matches no key=value pattern.
+_known_secrets: set[str] = set()
+_SHORTEST_SECRET = 8  # shorter values would redact ordinary words
+
+
+def register_secret(value: str) -> None:
+    """Redact ``value`` from every log line from now on."""
+    if len(value) < _SHORTEST_SECRET:
+        raise ValueError(f"a credential must be at least {_SHORTEST_SECRET} characters long")
+    _known_secrets.add(value)
 
 
 def redact(text: str) -> str:
-    """Replace the values of secret-looking fields in ``text``."""
+    """Replace known credentials and the values of secret-looking fields in ``text``."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda match: match.group(1) + _REDACTED, text)
     return text
@@ -38,6 +52,9 @@ class SecretRedactor(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters print exc_text as it is; a traceback can quote a secret.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
