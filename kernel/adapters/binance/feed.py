@@ -534,6 +534,17 @@ class BinanceFeed:
 
     # -- state ---------------------------------------------------------------
 
+    def connection_lost(self, reason: str, recv_ns: int) -> None:
+        """Invalidate every book: diffs were missed while the stream was down.
+
+        Each book resyncs from the buffered diffs of the new connection and a
+        fresh REST snapshot, as after a gap.
+        """
+        for entry in self._symbols.values():
+            if entry.state is not BookState.INVALID:
+                self._invalidate(entry, f"connection lost: {reason}", recv_ns)
+            entry.buffer.clear()  # diffs from the old connection can never bridge
+
     def _invalidate(self, entry: _Symbol, reason: str, recv_ns: int) -> None:
         log.warning(
             "%s %s: book invalid (%s); resyncing from the next snapshot",
