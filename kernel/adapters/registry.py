@@ -7,6 +7,9 @@ from typing import Any
 
 from kernel.adapters.base import Feed
 from kernel.adapters.binance import BinanceFeed, Market
+from kernel.adapters.bybit import BybitFeed
+from kernel.adapters.coinbase import CoinbaseFeed
+from kernel.adapters.kraken import KrakenFeed
 from kernel.adapters.okx import OkxFeed
 from kernel.bus import Bus
 from kernel.metrics import StageLatency, TickToOrder
@@ -14,7 +17,15 @@ from tradekernel_sdk.types import Instrument
 
 __all__ = ["REPLAY_VENUES", "create_feed"]
 
-REPLAY_VENUES = ("binance", "binance-usdm", "binance-coinm", "okx")
+REPLAY_VENUES = (
+    "binance",
+    "binance-usdm",
+    "binance-coinm",
+    "okx",
+    "kraken",
+    "bybit",
+    "coinbase",
+)
 
 _BINANCE_MARKETS: dict[str, Market] = {
     "binance": "spot",
@@ -41,6 +52,12 @@ def create_feed(
         )
     elif venue == "okx":
         feed = OkxFeed(bus, instruments=instruments, latency=latency, probe=probe)
+    elif venue == "kraken":
+        feed = KrakenFeed(bus, instruments, latency=latency, probe=probe)
+    elif venue == "bybit":
+        feed = BybitFeed(bus, instruments, latency=latency, probe=probe)
+    elif venue == "coinbase":
+        feed = CoinbaseFeed(bus, instruments, latency=latency, probe=probe)
     else:
         raise ValueError(f"unknown venue {venue!r}; expected one of {', '.join(REPLAY_VENUES)}")
     return feed  # type: ignore[no-any-return]
