@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from kernel.adapters.base import Feed
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
@@ -28,6 +29,7 @@ from kernel.service.config import API_TOKENS_ENV, ConfigError, KernelConfig
 from kernel.service.lifecycle import Component, Lifecycle, ShutdownRequest
 from kernel.trading import MarketData, VenueMap
 from kernel.trading.clock import MarketClock
+from tradekernel_sdk.plugin import RegistrationKind
 from tradekernel_sdk.strategy import Strategy, StrategyConfigError, load_strategy_config
 from tradekernel_sdk.types import Instrument
 
@@ -47,6 +49,8 @@ class KernelApp:
     metrics: MetricsComponent | None = None
     paper: PaperComponent | None = None
     trading: TradingComponent | None = None
+    components: Any = None
+    """The out-of-process components (:class:`kernel.components.ComponentsService`), if any."""
     plugins: PluginHost | None = None
     started_at: float = field(default_factory=time.perf_counter)
 
@@ -76,13 +80,16 @@ def _strategies(
 
 
 def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
-    """Wire bus → state → metrics → feeds → paper venue → trading → replay drivers."""
+    """Wire bus → state → metrics → feeds → paper venue → trading → components → replay drivers."""
+    # kernel.components reads this package's config module: import it here, not above.
+    from kernel.components import ComponentsService, discover, resolve_specs
+
     bus = Bus()
     shutdown = ShutdownRequest()
     state = StateDirectory(config.state_dir)
     components: list[Component] = [state]
     clock = MarketClock(bus)
-    probe = TickToOrder() if config.strategies else None
+    probe = TickToOrder() if config.strategies or config.components else None
 
     metrics: MetricsComponent | None = None
     if config.metrics.enabled:
@@ -127,11 +134,13 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     venues = VenueMap({config.paper.market_venue: "paper"})
     trading: TradingComponent | None = None
     host: PluginHost | None = None
-    if config.strategies:
+    component_specs = resolve_specs(config.components, config.plugins, discover())
+    if config.strategies or component_specs:
         if paper is None:
             raise ConfigError("strategies: trading needs the paper venue and its market's replay")
         host = PluginHost(allow=config.plugins.allow, block=config.plugins.block)
         host.load()
+        loaded = host
         trading = TradingComponent(
             bus,
             config=config,
@@ -144,8 +153,34 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             clock=clock,
             probe=probe,
             metrics=metrics.server if metrics is not None else None,
+            plugin_owner=lambda kind, name: loaded.owner(RegistrationKind(kind), name),
         )
         components.append(trading)
+
+    remote: ComponentsService | None = None
+    if trading is not None and component_specs:
+        import kernel
+
+        def component_instruments() -> list[Instrument]:
+            known = {(item.venue, item.symbol): item for item in instruments.values()}
+            for feed in feeds.values():
+                for symbol in feed.symbols:
+                    if (instrument := feed.instrument(symbol)) is not None:
+                        known[instrument.venue, instrument.symbol] = instrument
+            return list(known.values())
+
+        remote = ComponentsService(
+            component_specs,
+            bus=bus,
+            orders=lambda: trading.orders if trading is not None else None,
+            market=market,
+            venues=venues,
+            clock=clock,
+            instruments=component_instruments,
+            kernel_version=kernel.__version__,
+            metrics=metrics.server if metrics is not None else None,
+        )
+        components.append(remote)
 
     if config.api.enabled:
         if not config.api.tokens:
@@ -165,6 +200,8 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             config=config,
             components=lambda: [component.name for component in components],
             plugins=lambda: host,
+            changes=lambda: trading.changes if trading is not None else None,
+            model_dir=config.api.model_dir,
         )
         api = ApiServer(
             parts,
@@ -207,5 +244,6 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         metrics=metrics,
         paper=paper,
         trading=trading,
+        components=remote,
         plugins=host,
     )

@@ -23,6 +23,7 @@ __all__ = [
     "API_TOKENS_ENV",
     "BUNDLED_DATA",
     "ApiConfig",
+    "ComponentSpec",
     "ConfigError",
     "JournalConfig",
     "KernelConfig",
@@ -123,6 +124,28 @@ class ApiConfig:
     """The model repository ``ListModels`` reads (``<name>/<version>/metadata.json``)."""
 
 
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One out-of-process component: an endpoint to dial, or a command to spawn and supervise.
+
+    ``entry_point`` names a command declared by an installed distribution in
+    the ``tradekernel.components`` entry-point group. ``settings`` are sent to
+    the component as its configuration.
+    """
+
+    name: str
+    endpoint: str = ""
+    command: tuple[str, ...] = ()
+    entry_point: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    heartbeat_ms: int = 1000
+    queue_size: int = 10_000
+    backoff_initial_ms: int = 100
+    backoff_max_ms: int = 10_000
+    cancel_on_down: bool = True
+    """Cancel the component's working orders while it is down (the quarantine policy)."""
+
+
 API_TOKENS_ENV = "TRADEKERNEL_API_TOKENS"
 _SCOPES = ("read", "trade", "admin")
 
@@ -165,6 +188,7 @@ class KernelConfig:
     runner: RunnerPolicy = field(default_factory=RunnerPolicy)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    components: tuple[ComponentSpec, ...] = ()
 
 
 def default_config() -> KernelConfig:
@@ -207,6 +231,7 @@ def parse_config(
     plugins_section = reader.section("plugins")
     strategies_section = reader.section("strategies")
     api_section = reader.section("api")
+    component_sections = reader.array_of_tables("components")
     risk_raw = reader.raw.get("risk", {})
     reader.used.add("risk")
     reader.reject_unknown()
@@ -309,9 +334,49 @@ def parse_config(
         runner=runner,
         plugins=plugins,
         api=api,
+        components=_components(component_sections, {spec.name for spec in strategies}),
     )
     kernel.reject_unknown()
     return config
+
+
+def _components(sections: list[_Section], strategy_names: set[str]) -> tuple[ComponentSpec, ...]:
+    specs: list[ComponentSpec] = []
+    for section in sections:
+        name = section.string("name", "")
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"{section.path}.name: required, letters, digits, - and _ only")
+        if name in strategy_names or any(spec.name == name for spec in specs):
+            raise ConfigError(f"{section.path}.name: {name!r} is already a strategy or component")
+        endpoint = section.string("endpoint", "")
+        command = tuple(section.strings("command", ()))
+        entry_point = section.string("entry_point", "")
+        if sum(map(bool, (endpoint, command, entry_point))) != 1:
+            raise ConfigError(
+                f"{section.path}: give exactly one of endpoint, command and entry_point"
+            )
+        if endpoint and not endpoint.rpartition(":")[2].isdigit():
+            raise ConfigError(f"{section.path}.endpoint: expected host:port, got {endpoint!r}")
+        settings = section.section("settings")
+        backoff_initial = section.integer("backoff_initial_ms", 100, minimum=1, maximum=600_000)
+        specs.append(
+            ComponentSpec(
+                name=name,
+                endpoint=endpoint,
+                command=command,
+                entry_point=entry_point,
+                settings=dict(settings.raw),
+                heartbeat_ms=section.integer("heartbeat_ms", 1000, minimum=10, maximum=600_000),
+                queue_size=section.integer("queue_size", 10_000, minimum=1, maximum=10_000_000),
+                backoff_initial_ms=backoff_initial,
+                backoff_max_ms=section.integer(
+                    "backoff_max_ms", 10_000, minimum=backoff_initial, maximum=3_600_000
+                ),
+                cancel_on_down=section.boolean("cancel_on_down", True),
+            )
+        )
+        section.reject_unknown()
+    return tuple(specs)
 
 
 def _api_tls(section: _Section, base: Path) -> TlsConfig | None:
