@@ -461,6 +461,15 @@ class BybitFeed:
             return False
         return True
 
+    def connection_lost(self, reason: str, recv_ns: int, connection: str | None = None) -> None:
+        """Invalidate the books of ``connection`` (every book when None): deltas were missed.
+
+        Each resyncs from the snapshot its new subscription brings.
+        """
+        for entry in self._books.values():
+            if connection in (None, entry.connection):
+                self._invalidate(entry, f"connection lost: {reason}", recv_ns)
+
     def _invalidate(self, entry: _Book, reason: str, recv_ns: int) -> None:
         """Clear the book, announce it cannot be trusted, and ask for the topic again."""
         sequence = entry.last_u

@@ -219,16 +219,19 @@ class CoinbaseFeed:
         connection = frame.source
         last = self._last_sequence.get(connection)
         if last is not None and sequence != last + 1:
-            if sequence <= last:
+            if sequence == 0:
+                # Numbering starts again: a new connection to the same address.
+                self.connection_lost("sequence_num restarted at 0", frame.recv_ns, connection)
+            elif sequence <= last:
                 self.late_messages += 1
                 log.debug(
                     "Coinbase %s: sequence_num %d after %d dropped", connection, sequence, last
                 )
                 return
-            self.stats.gaps += 1
-            self._connection_gap(
-                connection, f"gap: sequence_num {sequence} after {last}", frame.recv_ns
-            )
+            else:
+                self.stats.gaps += 1
+                reason = f"gap: sequence_num {sequence} after {last}"
+                self._connection_gap(connection, reason, frame.recv_ns)
         self._last_sequence[connection] = sequence
         handler = self._channels.get(channel)
         if handler is not None:
@@ -237,6 +240,20 @@ class CoinbaseFeed:
             handler(events, sequence, ts_event, frame)
         elif channel not in _IGNORED_CHANNELS:
             self._warn_once(f"channel:{channel}", "Coinbase channel %r ignored", channel)
+
+    def connection_lost(self, reason: str, recv_ns: int, connection: str | None = None) -> None:
+        """Invalidate the books of ``connection`` (every book when None) and forget its sequence.
+
+        A new connection numbers its messages from 0 again; each book resyncs
+        from the snapshot its new level2 subscription brings.
+        """
+        for entry in self._products.values():
+            if entry.seen_book and connection in (None, entry.connection):
+                self._invalidate(entry, f"connection lost: {reason}", recv_ns)
+        if connection is None:
+            self._last_sequence.clear()
+        else:
+            self._last_sequence.pop(connection, None)
 
     def _connection_gap(self, connection: str, reason: str, recv_ns: int) -> None:
         """Invalidate every book the connection feeds: the lost messages may be theirs."""

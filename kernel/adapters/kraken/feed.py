@@ -660,6 +660,16 @@ class KrakenFeed:
             return False
         return True
 
+    def connection_lost(self, reason: str, recv_ns: int, connection: str | None = None) -> None:
+        """Invalidate the books of ``connection`` (every book when None): updates were missed.
+
+        Each resyncs from the snapshot its new subscription brings.
+        """
+        for state in self._symbols.values():
+            if state.seen_book and connection in (None, state.connection):
+                frame = RawFrame(recv_ns, b"", state.connection)
+                self._invalidate(state, f"connection lost: {reason}", frame)
+
     def _invalidate(self, state: _Symbol, reason: str, frame: RawFrame) -> None:
         """Clear the book, announce it cannot be trusted, and ask for a fresh snapshot."""
         sequence = state.book.sequence
