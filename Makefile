@@ -21,23 +21,33 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml $(PLUGINS)/pyproject.toml
 	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
+# The TypeScript SDK's dependencies; without npm its tests skip (tests/sdk_typescript).
+TS_SDK := sdk/typescript
+NPM_STAMP := $(TS_SDK)/node_modules/.installed
+
+$(NPM_STAMP): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(TS_SDK) && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "npm not found: the TypeScript SDK tests will be skipped"; fi
+
 .PHONY: install
-install: $(STAMP) ## Create .venv and install the kernel, the SDK and the dev tools
+install: $(STAMP) $(NPM_STAMP) ## Create .venv and install the kernel, the SDKs and the dev tools
 
 .PHONY: demo
 demo: $(STAMP) ## Replay the bundled real data through books and the paper venue
 	$(BIN)/tradekernel run
 
 .PHONY: test
-test: $(STAMP) ## Run the test suite (tests on ../shared/data skip when it is absent)
+test: $(STAMP) $(NPM_STAMP) ## Run the test suite (tests on ../shared/data skip when it is absent)
 	$(BIN)/python -m pytest
 
 .PHONY: lint
-lint: $(STAMP) ## ruff, strict mypy, and generated gRPC code up to date
+lint: $(STAMP) $(NPM_STAMP) ## ruff, strict mypy, and generated gRPC code up to date
 	$(BIN)/ruff check kernel sdk/python/src $(PLUGINS) tests bench scripts
 	$(BIN)/ruff format --check kernel sdk/python/src $(PLUGINS) tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/python scripts/gen_protos.py --check
+	@if command -v npm >/dev/null; then cd $(TS_SDK) && npm run --silent check-generated; fi
 
 .PHONY: protos
 protos: $(STAMP) ## Regenerate the gRPC code in the SDK from protos/
