@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -19,6 +20,7 @@ from kernel.bus import Bus
 from kernel.orders import OrderManager
 from kernel.risk import RiskEngine
 from kernel.trading import MarketData, VenueMap
+from kernel.trading.changes import RuntimeChanges
 from tradekernel_sdk.types import Instrument
 
 if TYPE_CHECKING:  # the service builds the API, so the API imports its config lazily
@@ -39,7 +41,8 @@ class ApiParts:
     ``instruments`` returns every instrument of the market venues, the books
     the API knows; ``components`` the names of the kernel's components in
     start order; ``plugins`` the plug-in host (None when the kernel loaded no
-    plug-ins).
+    plug-ins); ``changes`` what applies and journals operator changes (risk
+    limits, plug-in switches); ``model_dir`` the model repository.
     """
 
     bus: Bus
@@ -52,6 +55,8 @@ class ApiParts:
     config_source: str = "embedded default"
     components: Callable[[], Sequence[str]] = tuple
     plugins: Callable[[], PluginHost | None] = _none
+    changes: Callable[[], RuntimeChanges | None] = _none
+    model_dir: Path | None = None
     started_wall_ns: int = field(default_factory=time.time_ns)
     started_monotonic_ns: int = field(default_factory=time.monotonic_ns)
 
@@ -68,6 +73,13 @@ class ApiParts:
         if risk is None:
             raise ApiError(grpc.StatusCode.UNAVAILABLE, "trading is not running")
         return risk
+
+    def runtime_changes(self) -> RuntimeChanges:
+        """Return what applies operator changes; UNAVAILABLE while trading is not started."""
+        changes = self.changes()
+        if changes is None:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "trading is not running")
+        return changes
 
     def instrument(self, venue: str, symbol: str) -> Instrument | None:
         """Return the instrument of a market or trading venue, or None."""

@@ -1,10 +1,13 @@
-"""``PluginService``: what the kernel's plug-in host found and what became of each.
+"""``PluginService``: what the kernel's plug-in host found, and switching plug-ins while running.
 
 Plug-ins load once, at start, under the operator's allow and block lists
 (``[plugins]`` in the configuration, ``TRADEKERNEL_PLUGINS_ALLOW``/``_BLOCK``).
-The kernel keeps no writable copy of those lists, so ``EnablePlugin`` and
-``DisablePlugin`` check the name and then fail with FAILED_PRECONDITION,
-saying how to make the change.
+``DisablePlugin`` switches a loaded plug-in off while the kernel runs: its
+strategies receive no more data and their working orders are cancelled (the
+quarantine policy), its risk checks stop running. ``EnablePlugin`` switches
+it back on. Both are journaled before they act and survive a restart
+(``kernel.trading.changes``). A plug-in that did not load at start (blocked,
+not allowed, refused) cannot be enabled without a restart.
 """
 
 from __future__ import annotations
@@ -16,27 +19,32 @@ import grpc
 from kernel.api.convert import to_proto_enum
 from kernel.api.errors import ApiError, invalid, unary
 from kernel.api.parts import ApiParts
-from kernel.plugins import PluginHost, PluginInfo
+from kernel.plugins import PluginHost, PluginInfo, PluginStatus
+from kernel.trading.changes import PluginSwitch
 from tradekernel_sdk.proto.tradekernel.v1 import plugins_pb2, plugins_pb2_grpc
 
 __all__ = ["PluginServicer", "plugin_message"]
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
-_RESTART = (
-    "plug-ins are loaded at start; restart with the allow/block lists "
-    "([plugins] allow and block in the configuration) changed to {action} {name!r}"
+_NOT_LOADED = (
+    "name: plug-in {name!r} did not load at start ({reason}); plug-ins load only at start: "
+    "restart with the allow/block lists ([plugins] allow and block) changed to allow it"
 )
+_API_REASON = "through the API"
 
 
-def plugin_message(info: PluginInfo) -> plugins_pb2.PluginInfo:
-    """Return one plug-in as ``ListPlugins`` gives it."""
+def plugin_message(info: PluginInfo, switch: PluginSwitch | None = None) -> plugins_pb2.PluginInfo:
+    """Return one plug-in as ``ListPlugins`` gives it, switched off when ``switch`` says so."""
+    status, reason = info.status, info.reason
+    if switch is not None and not switch.enabled:
+        status, reason = PluginStatus.DISABLED, f"disabled while running: {switch.reason}"
     message = plugins_pb2.PluginInfo(
         name=info.name,
         module=info.module,
         source=info.source,
-        status=to_proto_enum(plugins_pb2.PluginStatus, "PLUGIN_STATUS", info.status),
-        reason=info.reason,
+        status=to_proto_enum(plugins_pb2.PluginStatus, "PLUGIN_STATUS", status),
+        reason=reason,
     )
     if info.distribution is not None:
         message.distribution = info.distribution
@@ -57,7 +65,7 @@ def _ordered(infos: list[PluginInfo]) -> list[PluginInfo]:
 
 
 class PluginServicer(plugins_pb2_grpc.PluginServiceServicer):
-    """List plug-ins; refuse to change them while the kernel runs."""
+    """List plug-ins; switch loaded ones off and on while the kernel runs."""
 
     def __init__(self, parts: ApiParts) -> None:
         self.parts = parts
@@ -79,30 +87,41 @@ class PluginServicer(plugins_pb2_grpc.PluginServiceServicer):
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"name: no plug-in {name!r}")
         return found
 
+    def _message(self, info: PluginInfo) -> plugins_pb2.PluginInfo:
+        changes = self.parts.changes()
+        switch = None if changes is None else changes.plugin_switches.get(info.name)
+        return plugin_message(info, switch)
+
+    def _switch(self, name: str, enabled: bool) -> plugins_pb2.PluginInfo:
+        info = self._find(name)
+        if info.status is not PluginStatus.ENABLED:
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                _NOT_LOADED.format(name=info.name, reason=info.reason or info.status.value),
+            )
+        self.parts.runtime_changes().switch_plugin(info.name, enabled, _API_REASON)
+        return self._message(info)
+
     @unary
     async def ListPlugins(
         self, request: plugins_pb2.ListPluginsRequest, context: Context
     ) -> plugins_pb2.ListPluginsResponse:
         """List every plug-in the host found, defaults first, then entry points by name."""
         infos = _ordered(self._host().describe())
-        return plugins_pb2.ListPluginsResponse(plugins=[plugin_message(info) for info in infos])
+        return plugins_pb2.ListPluginsResponse(plugins=[self._message(info) for info in infos])
 
     @unary
     async def EnablePlugin(
         self, request: plugins_pb2.EnablePluginRequest, context: Context
     ) -> plugins_pb2.EnablePluginResponse:
-        """Refuse with FAILED_PRECONDITION: the allow and block lists are read at start."""
-        info = self._find(request.name)
-        raise ApiError(
-            grpc.StatusCode.FAILED_PRECONDITION, _RESTART.format(action="allow", name=info.name)
-        )
+        """Switch a plug-in switched off while running back on; journaled first."""
+        plugin = self._switch(request.name, True)
+        return plugins_pb2.EnablePluginResponse(plugin=plugin, restart_required=False)
 
     @unary
     async def DisablePlugin(
         self, request: plugins_pb2.DisablePluginRequest, context: Context
     ) -> plugins_pb2.DisablePluginResponse:
-        """Refuse with FAILED_PRECONDITION: the allow and block lists are read at start."""
-        info = self._find(request.name)
-        raise ApiError(
-            grpc.StatusCode.FAILED_PRECONDITION, _RESTART.format(action="block", name=info.name)
-        )
+        """Switch a loaded plug-in off: its strategies stop, their orders are cancelled."""
+        plugin = self._switch(request.name, False)
+        return plugins_pb2.DisablePluginResponse(plugin=plugin, restart_required=False)

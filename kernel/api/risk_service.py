@@ -1,9 +1,10 @@
-"""``RiskService``: the trading state, the kill switch, resuming and the limits in force.
+"""``RiskService``: the trading state, the kill switch, resuming, and the limits in force.
 
-The risk engine reads its :class:`RiskConfig` once, when it is built, and
-keeps no way to swap it while running, so ``GetLimits`` always reports
-revision 1 and ``UpdateLimits`` fails with FAILED_PRECONDITION: limits change
-by editing the ``[risk]`` table and restarting.
+``UpdateLimits`` replaces every limit at once while the engine runs: the new
+limits are validated as the ``[risk]`` table is, journaled, and enforced from
+the next order on (``kernel.trading.changes``); a restart restores them. The
+revision guards against lost updates: 1 for the configuration's limits, plus
+one per update, and an update based on another revision is refused.
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from kernel.risk.config import (
     InstrumentLimits,
     RateLimit,
     RiskConfig,
+    RiskConfigError,
     decimal_to_fixed,
 )
+from kernel.trading.changes import RevisionMismatch
 from tradekernel_sdk.proto.tradekernel.v1 import risk_pb2, risk_pb2_grpc, types_pb2
 
-__all__ = ["LIMITS_REVISION", "RiskServicer", "risk_limits", "risk_state"]
+__all__ = ["RiskServicer", "limits_table", "risk_limits", "risk_state"]
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 _MAX_REASON = 500
-
-LIMITS_REVISION = 1
-"""The revision of the limits: those of the start, never updated while running."""
 
 
 def _exact(value: Decimal) -> Any:
@@ -89,6 +89,78 @@ def risk_limits(config: RiskConfig) -> risk_pb2.RiskLimits:
     if config.max_drawdown_bps is not None:
         message.max_drawdown_bps = config.max_drawdown_bps
     return message
+
+
+def _decimal_text(value: types_pb2.Decimal) -> str:
+    return str(Decimal(value.units).scaleb(-value.precision))
+
+
+def _instrument_table(limits: risk_pb2.InstrumentLimits) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    if limits.HasField("max_position"):
+        table["max_position"] = _decimal_text(limits.max_position)
+    if limits.HasField("min_order_notional"):
+        table["min_order_notional"] = limits.min_order_notional.value
+    if limits.HasField("max_order_notional"):
+        table["max_order_notional"] = limits.max_order_notional.value
+    if limits.HasField("max_open_orders"):
+        table["max_open_orders"] = limits.max_open_orders
+    if limits.HasField("price_band_bps"):
+        table["price_band_bps"] = limits.price_band_bps
+    return table
+
+
+def _rate_table(rate: risk_pb2.RateLimit) -> dict[str, Any]:
+    return {"rate_per_s": _decimal_text(rate.rate_per_s), "burst": rate.burst}
+
+
+def limits_table(message: risk_pb2.RiskLimits) -> dict[str, Any]:
+    """Return ``RiskLimits`` as the ``[risk]`` table of a TOML file would hold them.
+
+    Only the repeated fields are checked here (INVALID_ARGUMENT naming the
+    entry); every value is validated when the table is parsed.
+    """
+    table: dict[str, Any] = {
+        "defaults": _instrument_table(message.defaults),
+        "self_trade_prevention": message.self_trade_prevention,
+    }
+    instruments: dict[str, Any] = {}
+    for index, override in enumerate(message.instruments):
+        venue, symbol = override.instrument.venue, override.instrument.symbol
+        if not venue or not symbol:
+            raise invalid(f"limits.instruments[{index}].instrument", "venue and symbol required")
+        key = f"{venue}.{symbol}"
+        if key in instruments:
+            raise invalid(f"limits.instruments[{index}].instrument", f"{key} given twice")
+        instruments[key] = _instrument_table(override.limits)
+    if instruments:
+        table["instruments"] = instruments
+    rates: dict[str, Any] = {}
+    for index, venue_rate in enumerate(message.venue_order_rates):
+        if not venue_rate.venue:
+            raise invalid(f"limits.venue_order_rates[{index}].venue", "required")
+        if venue_rate.venue in rates:
+            raise invalid(
+                f"limits.venue_order_rates[{index}].venue", f"{venue_rate.venue} given twice"
+            )
+        if not venue_rate.HasField("rate"):
+            raise invalid(f"limits.venue_order_rates[{index}].rate", "required")
+        rates[venue_rate.venue] = _rate_table(venue_rate.rate)
+    if rates:
+        table["venue_order_rates"] = rates
+    if message.HasField("order_rate"):
+        table["order_rate"] = _rate_table(message.order_rate)
+    if message.HasField("max_gross_exposure"):
+        table["max_gross_exposure"] = message.max_gross_exposure.value
+    if message.HasField("max_daily_loss"):
+        table["max_daily_loss"] = message.max_daily_loss.value
+    if message.HasField("max_drawdown"):
+        table["max_drawdown"] = message.max_drawdown.value
+    if message.HasField("max_open_orders_per_venue"):
+        table["max_open_orders_per_venue"] = message.max_open_orders_per_venue
+    if message.HasField("max_drawdown_bps"):
+        table["max_drawdown_bps"] = message.max_drawdown_bps
+    return table
 
 
 def risk_state(engine: RiskEngine) -> risk_pb2.RiskState:
@@ -179,20 +251,29 @@ class RiskServicer(risk_pb2_grpc.RiskServiceServicer):
     async def GetLimits(
         self, request: risk_pb2.GetLimitsRequest, context: Context
     ) -> risk_pb2.GetLimitsResponse:
-        """Return the limits the engine enforces and their revision (always 1)."""
+        """Return the limits the engine enforces and their revision."""
         engine = self.parts.risk_engine()
-        return risk_pb2.GetLimitsResponse(
-            limits=risk_limits(engine.config), revision=LIMITS_REVISION
-        )
+        changes = self.parts.changes()
+        revision = 1 if changes is None else changes.limits_revision
+        return risk_pb2.GetLimitsResponse(limits=risk_limits(engine.config), revision=revision)
 
     @unary
     async def UpdateLimits(
         self, request: risk_pb2.UpdateLimitsRequest, context: Context
     ) -> risk_pb2.UpdateLimitsResponse:
-        """Refuse with FAILED_PRECONDITION: the engine's limits are fixed while it runs."""
-        self.parts.risk_engine()
-        raise ApiError(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            "limits: the risk engine reads its limits once, at start, and cannot change them "
-            "while running; edit the [risk] table of the configuration and restart",
-        )
+        """Validate, journal and enforce new limits, if based on the current revision."""
+        reason = _reason(request.reason)
+        if not request.HasField("limits"):
+            raise invalid("limits", "required: the complete new limits (edit what GetLimits gave)")
+        if request.expected_revision == 0:
+            raise invalid("expected_revision", "required: the revision GetLimits gave")
+        table = limits_table(request.limits)
+        engine = self.parts.risk_engine()
+        changes = self.parts.runtime_changes()
+        try:
+            revision = changes.update_limits(table, request.expected_revision, f"api: {reason}")
+        except RiskConfigError as error:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
+        except RevisionMismatch as error:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
+        return risk_pb2.UpdateLimitsResponse(limits=risk_limits(engine.config), revision=revision)

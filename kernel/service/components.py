@@ -29,6 +29,7 @@ from kernel.service.config import (
 )
 from kernel.service.lifecycle import ShutdownRequest
 from kernel.trading import MarketData, StrategyRunner, TradingContext, VenueMap
+from kernel.trading.changes import RuntimeChanges
 from tradekernel_sdk.orders import (
     OrderFilled,
 )
@@ -202,8 +203,12 @@ class TradingComponent:
         clock: Callable[[], int],
         probe: TickToOrder | None = None,
         metrics: MetricsServer | None = None,
+        plugin_owner: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.bus = bus
+        self.plugin_owner = plugin_owner
+        """``(kind, registered name)`` → the plug-in that registered it, for operator switches."""
+        self.changes: RuntimeChanges | None = None
         self.probe = probe
         self.metrics = metrics
         self.config = config
@@ -281,7 +286,32 @@ class TradingComponent:
         )
         for name, strategy_class, strategy_config in self.strategy_specs:
             self.runner.add(name, strategy_class, strategy_config)
+        self.changes = self._runtime_changes(self.journal, self.risk, self.runner)
+        self.changes.restore(records)
         self.runner.start()
+
+    def _runtime_changes(
+        self, journal: Journal, risk: RiskEngine, runner: StrategyRunner
+    ) -> RuntimeChanges:
+        owner = self.plugin_owner or (lambda kind, name: None)
+        strategy_plugins = {}
+        for spec in self.config.strategies:
+            plugin = owner("strategies", spec.strategy)
+            if plugin is not None:
+                strategy_plugins[spec.name] = plugin
+        risk_checks = {}
+        for name, check in self.risk_checks.items():
+            plugin = owner("risk_checks", name)
+            if plugin is not None:
+                risk_checks[name] = (plugin, check)
+        return RuntimeChanges(
+            journal=journal,
+            risk=risk,
+            runner=runner,
+            strategy_plugins=strategy_plugins,
+            risk_checks=risk_checks,
+            clock=self.clock,
+        )
 
     def _export_metrics(self, metrics: MetricsServer) -> None:
         collector = metrics.collector

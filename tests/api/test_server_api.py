@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,9 @@ from kernel.adapters.base import RawFrame
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.api import ApiParts, ApiServer
 from kernel.api.tls import TlsConfig
+from kernel.plugins import PluginHost
 from kernel.recording import open_frames
+from kernel.trading.changes import RuntimeChanges
 from tradekernel_sdk.proto.tradekernel.v1 import (
     kernel_pb2,
     kernel_pb2_grpc,
@@ -82,13 +84,28 @@ async def running(
     *,
     tls: TlsConfig | None = None,
     credentials: grpc.ChannelCredentials | None = None,
+    plugins: PluginHost | None = None,
+    strategy_plugins: Mapping[str, str] | None = None,
+    prepare: Callable[[TradingStack], None] | None = None,
     **server_options: Any,
 ) -> AsyncIterator[Running]:
     """Start a trading stack fed with ``frames`` and an API server on port 0.
 
     With ``tls`` the server serves TLS and the channel uses ``credentials``.
+    ``prepare`` runs on the stack before the frames (to add strategies, which
+    then start); ``strategy_plugins`` says which plug-in of ``plugins`` each
+    strategy came from.
     """
     stack = TradingStack(tmp_path / "journal.tkj")
+    changes = RuntimeChanges(
+        journal=stack.journal,
+        risk=stack.risk,
+        runner=stack.runner,
+        strategy_plugins=strategy_plugins or {},
+    )
+    if prepare is not None:
+        prepare(stack)
+        stack.runner.start()
     for frame in frames:
         stack.feed.on_frame(frame)
     parts = ApiParts(
@@ -99,6 +116,8 @@ async def running(
         orders=lambda: stack.orders,
         risk=lambda: stack.risk,
         components=lambda: ["trading"],
+        plugins=lambda: plugins,
+        changes=lambda: changes,
     )
     server = ApiServer(parts, tokens=TOKENS, grace_s=0.5, tls=tls, **server_options)
     port = await server.start()
@@ -111,6 +130,8 @@ async def running(
     finally:
         await channel.close()
         await server.stop()
+        if prepare is not None:
+            stack.runner.stop()
         stack.close()
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from test_server_api import ADMIN_TOKEN, READ_TOKEN, TOKENS, TRADE_TOKEN, auth, run
+from test_server_api import ADMIN_TOKEN, READ_TOKEN, TOKENS, auth, run
 from trading_stack import TradingStack
 
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.api import ApiParts, ApiServer
 from kernel.plugins import PluginHost
 from kernel.risk import InstrumentLimits, RateLimit, RiskConfig
+from kernel.trading.changes import RuntimeChanges
 from tradekernel_sdk.proto.tradekernel.v1 import (
     plugins_pb2,
     plugins_pb2_grpc,
@@ -45,6 +46,9 @@ async def serving(
 ) -> AsyncIterator[grpc.aio.Channel]:
     """Start a trading stack with ``risk`` limits and an API server with ``plugins``."""
     stack = TradingStack(tmp_path / "journal.tkj", risk=risk)
+    changes = RuntimeChanges(
+        journal=stack.journal, risk=stack.risk, runner=stack.runner, strategy_plugins={}
+    )
     parts = ApiParts(
         bus=stack.bus,
         market=stack.market,
@@ -53,6 +57,7 @@ async def serving(
         orders=lambda: stack.orders,
         risk=lambda: stack.risk,
         plugins=lambda: plugins,
+        changes=lambda: changes,
     )
     server = ApiServer(parts, tokens=TOKENS, grace_s=0.5)
     port = await server.start()
@@ -122,27 +127,6 @@ def test_default_limits_are_all_off(tmp_path: Path) -> None:
     run(main())
 
 
-def test_update_limits_is_refused_while_running(tmp_path: Path) -> None:
-    async def main() -> None:
-        async with serving(tmp_path, risk=LIMITS) as channel:
-            risk = risk_pb2_grpc.RiskServiceStub(channel)
-            request = risk_pb2.UpdateLimitsRequest(
-                limits=risk_pb2.RiskLimits(), expected_revision=1, reason="tighten"
-            )
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await risk.UpdateLimits(request, metadata=auth(ADMIN_TOKEN))
-            assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "restart" in (raised.value.details() or "")
-            for token in (READ_TOKEN, TRADE_TOKEN):
-                code = await fails(risk.UpdateLimits(request, metadata=auth(token)))
-                assert code == grpc.StatusCode.PERMISSION_DENIED
-            assert await fails(risk.UpdateLimits(request)) == grpc.StatusCode.UNAUTHENTICATED
-            get = risk_pb2.GetLimitsRequest()
-            assert await fails(risk.GetLimits(get)) == grpc.StatusCode.UNAUTHENTICATED
-
-    run(main())
-
-
 def _host() -> PluginHost:
     """Return a host that found a plug-in it could not import and one the operator blocked."""
     entry_points = [
@@ -175,7 +159,7 @@ def test_list_plugins(tmp_path: Path) -> None:
     run(main())
 
 
-def test_plugins_change_only_at_restart(tmp_path: Path) -> None:
+def test_plugins_that_did_not_load_cannot_be_switched_while_running(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(tmp_path, plugins=_host()) as channel:
             plugins = plugins_pb2_grpc.PluginServiceStub(channel)

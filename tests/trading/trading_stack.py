@@ -55,7 +55,9 @@ class TradingStack:
         )
         self.context.attach(self.orders)
         self.recovered = self.orders.recover(
-            (record.kind, record.payload) for record in self.journal.records_since(0)
+            (record.kind, record.payload)
+            for record in self.journal.records_since(0)
+            if record.kind in OrderManager.RECORD_KINDS
         )
         self.runner = StrategyRunner(
             self.bus,

@@ -34,19 +34,25 @@ class _PluginStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PluginSt
     PLUGIN_STATUS_ENABLED: _PluginStatus.ValueType  # 1
     """Loaded; what it registered is in use."""
     PLUGIN_STATUS_DISABLED: _PluginStatus.ValueType  # 2
-    """Left out by the operator (block-list or allow-list); never imported."""
+    """Left out by the operator: by the block-list or allow-list (never
+    imported), or switched off while running by `DisablePlugin`.
+    """
     PLUGIN_STATUS_REFUSED: _PluginStatus.ValueType  # 3
     """Left out because it failed a check; the reason says which."""
 
 class PluginStatus(_PluginStatus, metaclass=_PluginStatusEnumTypeWrapper):
-    """What became of a plug-in the host found (`kernel.plugins.manager.PluginStatus`)."""
+    """What became of a plug-in the host found (`kernel.plugins.manager.PluginStatus`),
+    or what an operator made of it since.
+    """
 
 PLUGIN_STATUS_UNSPECIFIED: PluginStatus.ValueType  # 0
 """Not set; never sent by the kernel."""
 PLUGIN_STATUS_ENABLED: PluginStatus.ValueType  # 1
 """Loaded; what it registered is in use."""
 PLUGIN_STATUS_DISABLED: PluginStatus.ValueType  # 2
-"""Left out by the operator (block-list or allow-list); never imported."""
+"""Left out by the operator: by the block-list or allow-list (never
+imported), or switched off while running by `DisablePlugin`.
+"""
 PLUGIN_STATUS_REFUSED: PluginStatus.ValueType  # 3
 """Left out because it failed a check; the reason says which."""
 Global___PluginStatus: _TypeAlias = PluginStatus  # noqa: Y015
@@ -218,10 +224,12 @@ class EnablePluginResponse(_message.Message):
     PLUGIN_FIELD_NUMBER: _builtins.int
     RESTART_REQUIRED_FIELD_NUMBER: _builtins.int
     restart_required: _builtins.bool
-    """True when the kernel must restart for the change to take effect."""
+    """True when the kernel must restart for the change to take effect (never
+    for a loaded plug-in).
+    """
     @_builtins.property
     def plugin(self) -> Global___PluginInfo:
-        """The plug-in as it is now (the status changes at the next start)."""
+        """The plug-in as it is now."""
 
     def __init__(
         self,
@@ -268,10 +276,12 @@ class DisablePluginResponse(_message.Message):
     PLUGIN_FIELD_NUMBER: _builtins.int
     RESTART_REQUIRED_FIELD_NUMBER: _builtins.int
     restart_required: _builtins.bool
-    """True when the kernel must restart for the change to take effect."""
+    """True when the kernel must restart for the change to take effect (never
+    for a loaded plug-in).
+    """
     @_builtins.property
     def plugin(self) -> Global___PluginInfo:
-        """The plug-in as it is now (the status changes at the next start)."""
+        """The plug-in as it is now."""
 
     def __init__(
         self,

@@ -31,8 +31,9 @@ class PluginServiceStub:
     """Plug-in inventory and control.
 
     Plug-ins load once, at start, under the operator's allow and block lists.
-    Enabling or disabling edits those lists and takes effect at the next start;
-    the answer says so.
+    A loaded plug-in can be switched off and on while the kernel runs; each
+    switch is journaled before it acts and kept across restarts. A plug-in that
+    did not load at start cannot be enabled without a restart.
     """
 
     def __init__(self, channel):
@@ -62,8 +63,9 @@ class PluginServiceServicer:
     """Plug-in inventory and control.
 
     Plug-ins load once, at start, under the operator's allow and block lists.
-    Enabling or disabling edits those lists and takes effect at the next start;
-    the answer says so.
+    A loaded plug-in can be switched off and on while the kernel runs; each
+    switch is journaled before it acts and kept across restarts. A plug-in that
+    did not load at start cannot be enabled without a restart.
     """
 
     def ListPlugins(self, request, context):
@@ -74,16 +76,20 @@ class PluginServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EnablePlugin(self, request, context):
-        """Allow a plug-in from the next start on; enabling an enabled plug-in
-        changes nothing. Scope: `admin`.
+        """Switch a plug-in that was switched off back on: its strategies receive
+        data again and its risk checks run again. Enabling an enabled plug-in
+        changes nothing; one that did not load at start (blocked, not allowed,
+        refused) fails with FAILED_PRECONDITION. Scope: `admin`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DisablePlugin(self, request, context):
-        """Block a plug-in from the next start on; disabling a disabled plug-in
-        changes nothing. Scope: `admin`.
+        """Switch a loaded plug-in off: its strategies receive no more data and
+        their working orders are cancelled (as a quarantine does), its risk
+        checks stop running. Disabling a disabled plug-in changes nothing; one
+        that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,8 +125,9 @@ class PluginService:
     """Plug-in inventory and control.
 
     Plug-ins load once, at start, under the operator's allow and block lists.
-    Enabling or disabling edits those lists and takes effect at the next start;
-    the answer says so.
+    A loaded plug-in can be switched off and on while the kernel runs; each
+    switch is journaled before it acts and kept across restarts. A plug-in that
+    did not load at start cannot be enabled without a restart.
     """
 
     @staticmethod

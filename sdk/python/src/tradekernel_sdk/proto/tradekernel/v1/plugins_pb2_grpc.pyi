@@ -34,8 +34,9 @@ class PluginServiceStub:
     """Plug-in inventory and control.
 
     Plug-ins load once, at start, under the operator's allow and block lists.
-    Enabling or disabling edits those lists and takes effect at the next start;
-    the answer says so.
+    A loaded plug-in can be switched off and on while the kernel runs; each
+    switch is journaled before it acts and kept across restarts. A plug-in that
+    did not load at start cannot be enabled without a restart.
     """
 
     @_typing.overload
@@ -45,12 +46,16 @@ class PluginServiceStub:
     ListPlugins: _grpc.UnaryUnaryMultiCallable[_plugins_pb2.ListPluginsRequest, _plugins_pb2.ListPluginsResponse]
     """List every plug-in the host found, loaded or not. Scope: `read`."""
     EnablePlugin: _grpc.UnaryUnaryMultiCallable[_plugins_pb2.EnablePluginRequest, _plugins_pb2.EnablePluginResponse]
-    """Allow a plug-in from the next start on; enabling an enabled plug-in
-    changes nothing. Scope: `admin`.
+    """Switch a plug-in that was switched off back on: its strategies receive
+    data again and its risk checks run again. Enabling an enabled plug-in
+    changes nothing; one that did not load at start (blocked, not allowed,
+    refused) fails with FAILED_PRECONDITION. Scope: `admin`.
     """
     DisablePlugin: _grpc.UnaryUnaryMultiCallable[_plugins_pb2.DisablePluginRequest, _plugins_pb2.DisablePluginResponse]
-    """Block a plug-in from the next start on; disabling a disabled plug-in
-    changes nothing. Scope: `admin`.
+    """Switch a loaded plug-in off: its strategies receive no more data and
+    their working orders are cancelled (as a quarantine does), its risk
+    checks stop running. Disabling a disabled plug-in changes nothing; one
+    that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
     """
 
 @_typing.type_check_only
@@ -58,28 +63,34 @@ class PluginServiceAsyncStub(PluginServiceStub):
     """Plug-in inventory and control.
 
     Plug-ins load once, at start, under the operator's allow and block lists.
-    Enabling or disabling edits those lists and takes effect at the next start;
-    the answer says so.
+    A loaded plug-in can be switched off and on while the kernel runs; each
+    switch is journaled before it acts and kept across restarts. A plug-in that
+    did not load at start cannot be enabled without a restart.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListPlugins: _aio.UnaryUnaryMultiCallable[_plugins_pb2.ListPluginsRequest, _plugins_pb2.ListPluginsResponse]  # type: ignore[assignment]
     """List every plug-in the host found, loaded or not. Scope: `read`."""
     EnablePlugin: _aio.UnaryUnaryMultiCallable[_plugins_pb2.EnablePluginRequest, _plugins_pb2.EnablePluginResponse]  # type: ignore[assignment]
-    """Allow a plug-in from the next start on; enabling an enabled plug-in
-    changes nothing. Scope: `admin`.
+    """Switch a plug-in that was switched off back on: its strategies receive
+    data again and its risk checks run again. Enabling an enabled plug-in
+    changes nothing; one that did not load at start (blocked, not allowed,
+    refused) fails with FAILED_PRECONDITION. Scope: `admin`.
     """
     DisablePlugin: _aio.UnaryUnaryMultiCallable[_plugins_pb2.DisablePluginRequest, _plugins_pb2.DisablePluginResponse]  # type: ignore[assignment]
-    """Block a plug-in from the next start on; disabling a disabled plug-in
-    changes nothing. Scope: `admin`.
+    """Switch a loaded plug-in off: its strategies receive no more data and
+    their working orders are cancelled (as a quarantine does), its risk
+    checks stop running. Disabling a disabled plug-in changes nothing; one
+    that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
     """
 
 class PluginServiceServicer(metaclass=_abc_1.ABCMeta):
     """Plug-in inventory and control.
 
     Plug-ins load once, at start, under the operator's allow and block lists.
-    Enabling or disabling edits those lists and takes effect at the next start;
-    the answer says so.
+    A loaded plug-in can be switched off and on while the kernel runs; each
+    switch is journaled before it acts and kept across restarts. A plug-in that
+    did not load at start cannot be enabled without a restart.
     """
 
     @_abc_1.abstractmethod
@@ -96,8 +107,10 @@ class PluginServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _plugins_pb2.EnablePluginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_plugins_pb2.EnablePluginResponse, _abc.Awaitable[_plugins_pb2.EnablePluginResponse]]:
-        """Allow a plug-in from the next start on; enabling an enabled plug-in
-        changes nothing. Scope: `admin`.
+        """Switch a plug-in that was switched off back on: its strategies receive
+        data again and its risk checks run again. Enabling an enabled plug-in
+        changes nothing; one that did not load at start (blocked, not allowed,
+        refused) fails with FAILED_PRECONDITION. Scope: `admin`.
         """
 
     @_abc_1.abstractmethod
@@ -106,8 +119,10 @@ class PluginServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _plugins_pb2.DisablePluginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_plugins_pb2.DisablePluginResponse, _abc.Awaitable[_plugins_pb2.DisablePluginResponse]]:
-        """Block a plug-in from the next start on; disabling a disabled plug-in
-        changes nothing. Scope: `admin`.
+        """Switch a loaded plug-in off: its strategies receive no more data and
+        their working orders are cancelled (as a quarantine does), its risk
+        checks stop running. Disabling a disabled plug-in changes nothing; one
+        that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
         """
 
 def add_PluginServiceServicer_to_server(servicer: PluginServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

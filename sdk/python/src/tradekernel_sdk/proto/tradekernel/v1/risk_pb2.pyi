@@ -692,16 +692,18 @@ class UpdateLimitsRequest(_message.Message):
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     expected_revision: _builtins.int
-    """The revision the change was based on (from `GetLimits`); when it is no
-    longer current the call fails with FAILED_PRECONDITION and changes nothing.
-    Repeating a successful call therefore cannot apply it twice.
+    """The revision the change was based on (from `GetLimits`); required. When it
+    is no longer current the call fails with FAILED_PRECONDITION and changes
+    nothing, so repeating a successful call cannot apply it twice.
     """
     reason: _builtins.str
     """Why; recorded in the logs and the journal. Required."""
     @_builtins.property
     def limits(self) -> Global___RiskLimits:
-        """The complete new limits; they are validated as the `[risk]` config table
-        is, and an invalid field fails the call with INVALID_ARGUMENT naming it.
+        """The complete new limits (an unset field turns its limit off; start from
+        what `GetLimits` returned). Required. They are validated as the `[risk]`
+        config table is, and an invalid field fails the call with INVALID_ARGUMENT
+        naming it (`limits.defaults.max_position: ...`).
         """
 
     def __init__(

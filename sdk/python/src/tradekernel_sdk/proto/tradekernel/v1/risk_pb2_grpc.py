@@ -104,7 +104,9 @@ class RiskServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateLimits(self, request, context):
-        """Replace the limits in force, all at once. Scope: `admin`.
+        """Replace the limits in force, all at once, while the kernel runs: the new
+        limits are journaled, then enforced from the next order on, and a restart
+        keeps them. Scope: `admin`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,7 +52,10 @@ class RiskServiceStub:
     GetLimits: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetLimitsRequest, _risk_pb2.GetLimitsResponse]
     """Return the limits in force and their revision. Scope: `read`."""
     UpdateLimits: _grpc.UnaryUnaryMultiCallable[_risk_pb2.UpdateLimitsRequest, _risk_pb2.UpdateLimitsResponse]
-    """Replace the limits in force, all at once. Scope: `admin`."""
+    """Replace the limits in force, all at once, while the kernel runs: the new
+    limits are journaled, then enforced from the next order on, and a restart
+    keeps them. Scope: `admin`.
+    """
 
 @_typing.type_check_only
 class RiskServiceAsyncStub(RiskServiceStub):
@@ -74,7 +77,10 @@ class RiskServiceAsyncStub(RiskServiceStub):
     GetLimits: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetLimitsRequest, _risk_pb2.GetLimitsResponse]  # type: ignore[assignment]
     """Return the limits in force and their revision. Scope: `read`."""
     UpdateLimits: _aio.UnaryUnaryMultiCallable[_risk_pb2.UpdateLimitsRequest, _risk_pb2.UpdateLimitsResponse]  # type: ignore[assignment]
-    """Replace the limits in force, all at once. Scope: `admin`."""
+    """Replace the limits in force, all at once, while the kernel runs: the new
+    limits are journaled, then enforced from the next order on, and a restart
+    keeps them. Scope: `admin`.
+    """
 
 class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
     """Risk state and limits.
@@ -123,6 +129,9 @@ class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _risk_pb2.UpdateLimitsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_risk_pb2.UpdateLimitsResponse, _abc.Awaitable[_risk_pb2.UpdateLimitsResponse]]:
-        """Replace the limits in force, all at once. Scope: `admin`."""
+        """Replace the limits in force, all at once, while the kernel runs: the new
+        limits are journaled, then enforced from the next order on, and a restart
+        keeps them. Scope: `admin`.
+        """
 
 def add_RiskServiceServicer_to_server(servicer: RiskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
