@@ -39,7 +39,8 @@ before(async () => {
 
 after(async () => {
   for (const client of [reader, trader, admin]) client?.close();
-  const exitCode = await kernel?.stop();
+  if (kernel === undefined) return; // it never started: the hook's error says why
+  const exitCode = await kernel.stop();
   assert.equal(exitCode, 0, `the kernel did not stop cleanly:\n${kernel?.log().slice(-2000)}`);
   for (const token of [READ_TOKEN, TRADE_TOKEN, ADMIN_TOKEN]) {
     assert.ok(!kernel.log().includes(token), "a token appeared in the kernel's log");
