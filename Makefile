@@ -15,7 +15,7 @@ help: ## List the targets
 
 PLUGINS := plugins/tradekernel-strategies
 
-$(STAMP): pyproject.toml sdk/python/pyproject.toml $(PLUGINS)/pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml $(PLUGINS)/pyproject.toml kernel/book/_accel.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]' $(addprefix -e ,$(PLUGINS))
@@ -65,4 +65,5 @@ bench: $(STAMP) ## Benchmarks against ccxt and NautilusTrader; writes bench/resu
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	rm -f kernel/book/_accel*.so

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
+from kernel.book.accel import heap_top
 from tradekernel_sdk.types import Level
 
 __all__ = ["L2Book"]
@@ -22,33 +23,6 @@ _HEAP_SLACK = 2
 _HEAP_MIN_REBUILD = 64
 # Below this share of a side, depth views walk the heap instead of scanning every level.
 _SHALLOW = 16
-
-
-def _heap_top(heap: list[int], levels: dict[int, int], depth: int, sign: int) -> list[int]:
-    """Return the ``depth`` smallest live keys of a heap, smallest first, without a full scan.
-
-    Explores the heap from its root in key order (a heap of candidate
-    positions), skipping deleted and repeated prices; ``sign`` is -1 for a heap
-    of negated prices. Costs O(depth log depth) plus the stale entries met.
-    """
-    size = len(heap)
-    found: list[int] = []
-    if not size:
-        return found
-    seen: set[int] = set()
-    frontier = [(heap[0], 0)]
-    while frontier and len(found) < depth:
-        key, index = heappop(frontier)
-        price = key * sign
-        if price in levels and key not in seen:
-            seen.add(key)
-            found.append(key)
-        child = 2 * index + 1
-        if child < size:
-            heappush(frontier, (heap[child], child))
-            if child + 1 < size:
-                heappush(frontier, (heap[child + 1], child + 1))
-    return found
 
 
 class L2Book:
@@ -181,7 +155,7 @@ class L2Book:
         if depth is None:
             prices = sorted(levels, reverse=True)
         elif depth * _SHALLOW < len(levels):
-            prices = [-price for price in _heap_top(self._bid_heap, levels, depth, -1)]
+            prices = [-price for price in heap_top(self._bid_heap, levels, depth, -1)]
         else:
             prices = nlargest(depth, levels)
         return [(price, levels[price]) for price in prices]
@@ -192,7 +166,7 @@ class L2Book:
         if depth is None:
             prices = sorted(levels)
         elif depth * _SHALLOW < len(levels):
-            prices = _heap_top(self._ask_heap, levels, depth, 1)
+            prices = heap_top(self._ask_heap, levels, depth, 1)
         else:
             prices = nsmallest(depth, levels)
         return [(price, levels[price]) for price in prices]

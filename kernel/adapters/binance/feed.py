@@ -29,6 +29,7 @@ import orjson
 from kernel.adapters.base import FeedStats, RawFrame
 from kernel.adapters.binance.instruments import KNOWN_INSTRUMENTS, instrument_from_strings
 from kernel.book import L2Book
+from kernel.book.accel import fixed_levels
 from kernel.bus import Bus, topics
 from kernel.metrics import StageLatency, TickToOrder
 from tradekernel_sdk.fixedpoint import FixedConverter, FixedPointError
@@ -39,7 +40,6 @@ from tradekernel_sdk.types import (
     BookState,
     BookStatus,
     Instrument,
-    Level,
     Quote,
     Trade,
 )
@@ -119,11 +119,6 @@ class _Symbol:
         self.quote_topic = topics.quote(venue, symbol)
         self.trade_topic = topics.trade(venue, symbol)
         self.ever_valid = False
-
-
-def _levels(raw: Any, prices: FixedConverter, sizes: FixedConverter) -> list[Level]:
-    """Convert ``[["price", "size"], ...]`` to fixed-point pairs (memoised per string)."""
-    return [(prices[price], sizes[size]) for price, size in raw]
 
 
 class BinanceFeed:
@@ -300,8 +295,8 @@ class BinanceFeed:
         snapshot_id = message["lastUpdateId"]
         if type(snapshot_id) is not int:
             raise _MalformedError("lastUpdateId is not an integer")
-        bids = _levels(message["bids"], entry.prices, entry.sizes)
-        asks = _levels(message["asks"], entry.prices, entry.sizes)
+        bids = fixed_levels(message["bids"], entry.prices, entry.sizes)
+        asks = fixed_levels(message["asks"], entry.prices, entry.sizes)
         if entry.state is BookState.VALID:
             log.debug("%s %s: snapshot %d ignored, book is valid", self.venue, symbol, snapshot_id)
             return
@@ -394,8 +389,8 @@ class BinanceFeed:
         self, entry: _Symbol, data: dict[str, Any], recv_ns: int, syncing: bool = False
     ) -> bool:
         """Apply a diff that passed the sequence checks; return whether the book stayed valid."""
-        bids = _levels(data["b"], entry.prices, entry.sizes)
-        asks = _levels(data["a"], entry.prices, entry.sizes)
+        bids = fixed_levels(data["b"], entry.prices, entry.sizes)
+        asks = fixed_levels(data["a"], entry.prices, entry.sizes)
         book = entry.book
         book.apply(bids, asks)
         last_id = data["u"]

@@ -1,0 +1,6 @@
+from typing import Any
+
+def fixed_levels(
+    raw: Any, price_precision: int, size_precision: int
+) -> list[tuple[int, int]] | None: ...
+def heap_top(heap: list[int], levels: dict[int, int], depth: int, sign: int) -> list[int]: ...

@@ -1,0 +1,93 @@
+"""The hot path's two tight loops: compiled when the extension is built, else pure Python.
+
+* :func:`fixed_levels` turns a venue's ``[["price", "size"], ...]`` into
+  fixed-point ``(price, size)`` tuples;
+* :func:`heap_top` walks a lazily-deleted heap for a book's depth view.
+
+The pure-Python functions here are the reference: ``kernel/book/_accel.c``
+computes the same results (``tests/book/test_accel.py`` checks both on
+generated input) and hands anything unusual back to them. ``pip install -e .``
+builds the extension; without a C compiler the install still succeeds and
+these fallbacks run. Setting ``TRADEKERNEL_PURE_PYTHON=1`` before the import
+forces the fallbacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from heapq import heappop, heappush
+from typing import Any
+
+from tradekernel_sdk.fixedpoint import FixedConverter
+from tradekernel_sdk.types import Level
+
+__all__ = [
+    "COMPILED",
+    "fixed_levels",
+    "heap_top",
+    "python_fixed_levels",
+    "python_heap_top",
+]
+
+
+def python_fixed_levels(raw: Any, prices: FixedConverter, sizes: FixedConverter) -> list[Level]:
+    """Convert ``[["price", "size"], ...]`` to fixed-point pairs (memoised per string)."""
+    return [(prices[price], sizes[size]) for price, size in raw]
+
+
+def python_heap_top(heap: list[int], levels: dict[int, int], depth: int, sign: int) -> list[int]:
+    """Return the ``depth`` smallest live keys of a heap, smallest first, without a full scan.
+
+    Explores the heap from its root in key order (a heap of candidate
+    positions), skipping deleted and repeated prices; ``sign`` is -1 for a heap
+    of negated prices. Costs O(depth log depth) plus the stale entries met.
+    """
+    size = len(heap)
+    found: list[int] = []
+    if not size:
+        return found
+    seen: set[int] = set()
+    frontier = [(heap[0], 0)]
+    while frontier and len(found) < depth:
+        key, index = heappop(frontier)
+        price = key * sign
+        if price in levels and key not in seen:
+            seen.add(key)
+            found.append(key)
+        child = 2 * index + 1
+        if child < size:
+            heappush(frontier, (heap[child], child))
+            if child + 1 < size:
+                heappush(frontier, (heap[child + 1], child + 1))
+    return found
+
+
+_compiled_levels: Callable[[Any, int, int], list[Level] | None] | None = None
+heap_top: Callable[[list[int], dict[int, int], int, int], list[int]] = python_heap_top
+
+if not os.environ.get("TRADEKERNEL_PURE_PYTHON"):
+    try:
+        from kernel.book import _accel
+    except ImportError:
+        pass
+    else:
+        _compiled_levels = _accel.fixed_levels
+        heap_top = _accel.heap_top
+
+COMPILED: bool = _compiled_levels is not None
+"""Whether the compiled helpers are in use."""
+
+
+def fixed_levels(raw: Any, prices: FixedConverter, sizes: FixedConverter) -> list[Level]:
+    """Convert ``[["price", "size"], ...]`` to fixed-point pairs at the converters' precisions.
+
+    The compiled path converts plain decimals directly; any list it declines
+    (a sign, an odd shape, a malformed string) goes through the converters,
+    which give the same values and raise the same errors.
+    """
+    if _compiled_levels is not None:
+        converted = _compiled_levels(raw, prices.precision, sizes.precision)
+        if converted is not None:
+            return converted
+    return [(prices[price], sizes[size]) for price, size in raw]
