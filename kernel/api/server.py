@@ -26,6 +26,7 @@ from kernel.api.interceptors import (
 )
 from kernel.api.kernel_service import KernelServicer
 from kernel.api.market_data_service import MarketDataServicer
+from kernel.api.model_service import ModelServicer
 from kernel.api.order_service import OrderServicer
 from kernel.api.parts import ApiParts
 from kernel.api.plugin_service import PluginServicer
@@ -38,6 +39,8 @@ from tradekernel_sdk.proto.tradekernel.v1 import (
     kernel_pb2_grpc,
     market_data_pb2,
     market_data_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
     plugins_pb2,
@@ -102,6 +105,7 @@ class ApiServer:
             _full_name(market_data_pb2, "MarketDataService"),
             _full_name(portfolio_pb2, "PortfolioService"),
             _full_name(plugins_pb2, "PluginService"),
+            _full_name(models_pb2, "ModelService"),
         ]
         """Full names of the services served."""
 
@@ -122,6 +126,7 @@ class ApiServer:
         market_data_pb2_grpc.add_MarketDataServiceServicer_to_server(self.market_data, server)
         portfolio_pb2_grpc.add_PortfolioServiceServicer_to_server(PortfolioServicer(parts), server)
         plugins_pb2_grpc.add_PluginServiceServicer_to_server(PluginServicer(parts), server)
+        models_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(parts), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

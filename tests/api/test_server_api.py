@@ -87,6 +87,7 @@ async def running(
     plugins: PluginHost | None = None,
     strategy_plugins: Mapping[str, str] | None = None,
     prepare: Callable[[TradingStack], None] | None = None,
+    model_dir: Path | None = None,
     **server_options: Any,
 ) -> AsyncIterator[Running]:
     """Start a trading stack fed with ``frames`` and an API server on port 0.
@@ -118,6 +119,7 @@ async def running(
         components=lambda: ["trading"],
         plugins=lambda: plugins,
         changes=lambda: changes,
+        model_dir=model_dir,
     )
     server = ApiServer(parts, tokens=TOKENS, grace_s=0.5, tls=tls, **server_options)
     port = await server.start()
