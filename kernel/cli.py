@@ -14,7 +14,13 @@ import kernel
 from kernel.adapters.base import STAT_NAMES
 from kernel.adapters.registry import REPLAY_VENUES, create_feed
 from kernel.bus import Bus
-from kernel.cli_api import API_COMMANDS, add_api_commands, run_api_command
+from kernel.cli_api import (
+    API_COMMANDS,
+    PLUGIN_API_COMMANDS,
+    add_api_commands,
+    add_plugin_api_commands,
+    run_api_command,
+)
 from kernel.journal import verify as verify_journal
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
@@ -95,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         help="every plug-in, its distribution and version, what it registers, whether enabled",
     )
     listing.add_argument("--json", action="store_true", help="print a JSON array")
+    add_plugin_api_commands(plugin_commands)
 
     journal = commands.add_parser(
         "journal", help="inspect a journal", description=("Inspect the order journal.")
@@ -203,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     setup_logging(args.log_level, json_lines=args.log_json)
-    if args.command in API_COMMANDS:
+    if args.command in API_COMMANDS or (
+        args.command == "plugins" and args.plugins_command in PLUGIN_API_COMMANDS
+    ):
         return run_api_command(args)
     if args.command == "replay":
         return _replay_command(args)

@@ -1,12 +1,16 @@
 """Command-line commands that talk to a running kernel over its gRPC API.
 
-``tradekernel status``, ``orders``, ``positions``, ``halt`` and ``resume``
-connect to ``--address`` (default ``$TRADEKERNEL_API_ADDRESS`` or
-``127.0.0.1:50051``) with the bearer token of ``--token`` (default
-``$TRADEKERNEL_API_TOKEN``; prefer the variable, since arguments show in the
-process list). They print tables, or one JSON object with ``--json``, and exit
-0 when the call succeeded, 1 when the API answered with an error and 2 on a
-usage error such as a missing token. Tokens are never printed.
+``tradekernel status``, ``orders``, ``positions``, ``halt``, ``resume``,
+``models`` and ``plugins status|enable|disable`` connect to ``--address``
+(default ``$TRADEKERNEL_API_ADDRESS`` or ``127.0.0.1:50051``) with the bearer
+token of ``--token`` (default ``$TRADEKERNEL_API_TOKEN``; prefer the
+variable, since arguments show in the process list). With ``--ca`` (default
+``$TRADEKERNEL_API_CA``) they speak TLS, trusting that CA; ``--cert`` and
+``--key`` (``$TRADEKERNEL_API_CERT``, ``$TRADEKERNEL_API_KEY``) add a client
+certificate for mutual TLS. They print tables, or one JSON object with
+``--json``, and exit 0 when the call succeeded, 1 when the API answered with
+an error and 2 on a usage error such as a missing token. Tokens are never
+printed.
 """
 
 from __future__ import annotations
@@ -22,21 +26,36 @@ from tradekernel_sdk.client import (
     ApiError,
     KernelClient,
     KernelStatus,
+    ModelView,
     OrderView,
+    PluginView,
     PositionView,
     RiskState,
+    TlsFiles,
     Unavailable,
 )
 from tradekernel_sdk.fixedpoint import from_fixed
 from tradekernel_sdk.orders import FEE_PRECISION
 
-__all__ = ["API_COMMANDS", "DEFAULT_ADDRESS", "add_api_commands", "run_api_command"]
+__all__ = [
+    "API_COMMANDS",
+    "DEFAULT_ADDRESS",
+    "PLUGIN_API_COMMANDS",
+    "add_api_commands",
+    "add_plugin_api_commands",
+    "run_api_command",
+]
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
 ADDRESS_ENV: Final = "TRADEKERNEL_API_ADDRESS"
 TOKEN_ENV: Final = "TRADEKERNEL_API_TOKEN"
-API_COMMANDS: Final = frozenset({"status", "orders", "positions", "halt", "resume"})
+CA_ENV: Final = "TRADEKERNEL_API_CA"
+CERT_ENV: Final = "TRADEKERNEL_API_CERT"
+KEY_ENV: Final = "TRADEKERNEL_API_KEY"
+API_COMMANDS: Final = frozenset({"status", "orders", "positions", "halt", "resume", "models"})
 """The ``command`` values :func:`run_api_command` handles."""
+PLUGIN_API_COMMANDS: Final = frozenset({"status", "enable", "disable"})
+"""The ``tradekernel plugins`` subcommands that go through the API."""
 
 _MAX_MESSAGE: Final = 300
 
@@ -51,6 +70,15 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+    parser.add_argument(
+        "--ca", metavar="FILE", help=f"speak TLS, trusting this CA's PEM file (default ${CA_ENV})"
+    )
+    parser.add_argument(
+        "--cert", metavar="FILE", help=f"client certificate for mutual TLS (default ${CERT_ENV})"
+    )
+    parser.add_argument(
+        "--key", metavar="FILE", help=f"the client certificate's key (default ${KEY_ENV})"
+    )
 
 
 def add_api_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +113,41 @@ def add_api_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     resume.add_argument("--state", choices=("active", "reducing"), default="active")
     _connection(resume)
 
+    models = subparsers.add_parser(
+        "models", help="list a running kernel's model versions (API, scope read)"
+    )
+    models.add_argument("--name", default="", help="only this model's versions")
+    _connection(models)
+
+
+def add_plugin_api_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register ``plugins status``, ``enable`` and ``disable`` (over the API) on ``subparsers``."""
+    status = subparsers.add_parser(
+        "status", help="a running kernel's plug-ins and what became of each (API, scope read)"
+    )
+    _connection(status)
+    for action, does in (
+        ("enable", "switch a plug-in back on in a running kernel"),
+        ("disable", "switch a plug-in off in a running kernel: its strategies stop"),
+    ):
+        parser = subparsers.add_parser(action, help=f"{does} (API, scope admin)")
+        parser.add_argument("name", help="the plug-in's name, as plugins status shows it")
+        _connection(parser)
+
+
+def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    """Return the TLS files of the flags or the environment; None for plaintext."""
+    ca = args.ca or os.environ.get(CA_ENV)
+    cert = args.cert or os.environ.get(CERT_ENV)
+    key = args.key or os.environ.get(KEY_ENV)
+    if (cert is None) != (key is None):
+        raise ValueError("--cert and --key: give both for a client certificate, or neither")
+    if ca is None and cert is None:
+        return None
+    return TlsFiles(ca_file=ca, cert_file=cert, key_file=key)
+
 
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
@@ -98,6 +161,8 @@ def run_api_command(
     out = out or sys.stdout
     err = err or sys.stderr
     command: str = args.command
+    if command == "plugins":
+        command = f"plugins {args.plugins_command}"
     address = args.address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
     token = args.token or os.environ.get(TOKEN_ENV)
     if command not in _RUNNERS:
@@ -107,7 +172,13 @@ def run_api_command(
         print(f"tradekernel {command}: no API token: set {TOKEN_ENV} or pass --token", file=err)
         return 2
     try:
-        with KernelClient(address, token, timeout=args.timeout) as client:
+        tls = _tls(args)
+        client = KernelClient(address, token, timeout=args.timeout, tls=tls)
+    except ValueError as error:
+        print(f"tradekernel {command}: {_one_line(str(error))}", file=err)
+        return 2
+    try:
+        with client:
             data, lines = _RUNNERS[command](client, args)
     except Unavailable as error:
         print(
@@ -286,10 +357,84 @@ def _resume(client: KernelClient, args: argparse.Namespace) -> _Result:
     return _risk_result(client.resume(args.reason, args.state))
 
 
+def _model_data(model: ModelView) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "version": model.version,
+        "stage": model.stage,
+        "canary_bps": model.canary_bps,
+        "sha256": model.sha256,
+        "uri": model.uri,
+        "ts_loaded": model.ts_loaded,
+        "ts_stage": model.ts_stage,
+    }
+
+
+def _models(client: KernelClient, args: argparse.Namespace) -> _Result:
+    models = client.models(args.name)
+    rows = [
+        [
+            m.name,
+            m.version,
+            m.stage + (f" {m.canary_bps} bps" if m.stage == "canary" else ""),
+            m.sha256[:12] or "-",
+            m.uri,
+        ]
+        for m in models
+    ]
+    lines = (
+        _table(["MODEL", "VERSION", "STAGE", "SHA256", "URI"], rows) if models else ["no models"]
+    )
+    return {"models": [_model_data(m) for m in models]}, lines
+
+
+def _plugin_data(plugin: PluginView) -> dict[str, Any]:
+    return {
+        "name": plugin.name,
+        "status": plugin.status,
+        "reason": plugin.reason,
+        "source": plugin.source,
+        "module": plugin.module,
+        "distribution": plugin.distribution,
+        "version": plugin.version,
+        "registers": {kind: list(names) for kind, names in plugin.registers.items()},
+    }
+
+
+def _plugin_row(plugin: PluginView) -> list[str]:
+    registers = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in plugin.registers.items())
+    return [plugin.name, plugin.status, plugin.reason or registers or "-"]
+
+
+def _plugins_status(client: KernelClient, args: argparse.Namespace) -> _Result:
+    plugins = client.plugins()
+    rows = [_plugin_row(p) for p in plugins]
+    lines = _table(["PLUG-IN", "STATUS", "REGISTERS / REASON"], rows) if plugins else ["none"]
+    return {"plugins": [_plugin_data(p) for p in plugins]}, lines
+
+
+def _plugin_switched(plugin: PluginView) -> _Result:
+    return {"plugin": _plugin_data(plugin)}, _table(
+        ["PLUG-IN", "STATUS", "REGISTERS / REASON"], [_plugin_row(plugin)]
+    )
+
+
+def _plugins_enable(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _plugin_switched(client.enable_plugin(args.name))
+
+
+def _plugins_disable(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _plugin_switched(client.disable_plugin(args.name))
+
+
 _RUNNERS: Final[dict[str, Callable[[KernelClient, argparse.Namespace], _Result]]] = {
     "status": _status,
     "orders": _orders,
     "positions": _positions,
     "halt": _halt,
     "resume": _resume,
+    "models": _models,
+    "plugins status": _plugins_status,
+    "plugins enable": _plugins_enable,
+    "plugins disable": _plugins_disable,
 }

@@ -38,7 +38,8 @@ def call(argv: list[str]) -> tuple[int, str, str]:
 
 def test_registers_exactly_the_api_commands() -> None:
     commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == API_COMMANDS == {"status", "orders", "positions", "halt", "resume"}
+    assert set(commands) == API_COMMANDS
+    assert {"status", "orders", "positions", "halt", "resume", "models"} == API_COMMANDS
 
 
 def test_status(live: LiveServer) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pytest
 from test_server_api import (
@@ -50,10 +51,10 @@ USDT = 100_000_000  # one USDT at BTCUSDT's 8 price decimals
 class LiveServer:
     """A server on a trading stack, served from an event loop in a background thread."""
 
-    def __init__(self, tmp_path: Path, frames: list[RawFrame]) -> None:
+    def __init__(self, tmp_path: Path, frames: list[RawFrame], **options: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._context: AbstractAsyncContextManager[Running] = running(tmp_path, frames)
+        self._context: AbstractAsyncContextManager[Running] = running(tmp_path, frames, **options)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

@@ -39,8 +39,12 @@ from tradekernel_sdk.proto.tradekernel.v1 import (
     kernel_pb2_grpc,
     market_data_pb2,
     market_data_pb2_grpc,
+    models_pb2,
+    models_pb2_grpc,
     orders_pb2,
     orders_pb2_grpc,
+    plugins_pb2,
+    plugins_pb2_grpc,
     portfolio_pb2,
     portfolio_pb2_grpc,
     risk_pb2,
@@ -70,9 +74,11 @@ __all__ = [
     "KernelClient",
     "KernelStatus",
     "KernelVersion",
+    "ModelView",
     "NotFound",
     "OrderView",
     "PermissionDenied",
+    "PluginView",
     "PositionView",
     "RiskState",
     "TlsFiles",
@@ -223,6 +229,34 @@ class RiskState:
 
 
 @dataclass(frozen=True)
+class PluginView:
+    """A plug-in the kernel found; ``status`` is ``"enabled"``, ``"disabled"`` or ``"refused"``."""
+
+    name: str
+    module: str
+    source: str
+    status: str
+    reason: str
+    distribution: str | None
+    version: str | None
+    registers: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A model version in the kernel's model repository; ``stage`` such as ``"production"``."""
+
+    name: str
+    version: str
+    uri: str
+    sha256: str
+    stage: str
+    canary_bps: int
+    ts_loaded: int
+    ts_stage: int
+
+
+@dataclass(frozen=True)
 class OrderView:
     """An order as the kernel's order manager sees it, with the precisions of its integers.
 
@@ -328,6 +362,32 @@ def _enum_name(wrapper: Any, prefix: str, number: int) -> str:
     except ValueError:
         return f"unknown({number})"
     return name.removeprefix(f"{prefix}_").lower()
+
+
+def _plugin(message: plugins_pb2.PluginInfo) -> PluginView:
+    return PluginView(
+        name=message.name,
+        module=message.module,
+        source=message.source,
+        status=_enum_name(plugins_pb2.PluginStatus, "PLUGIN_STATUS", message.status),
+        reason=message.reason,
+        distribution=message.distribution if message.HasField("distribution") else None,
+        version=message.version if message.HasField("version") else None,
+        registers={item.kind: tuple(item.names) for item in message.registers},
+    )
+
+
+def _model(message: models_pb2.ModelInfo) -> ModelView:
+    return ModelView(
+        name=message.name,
+        version=message.version,
+        uri=message.uri,
+        sha256=message.sha256,
+        stage=_enum_name(models_pb2.ModelStage, "MODEL_STAGE", message.stage),
+        canary_bps=message.canary_bps,
+        ts_loaded=message.ts_loaded,
+        ts_stage=message.ts_stage,
+    )
 
 
 def _book_state(number: int) -> BookState | None:
@@ -639,6 +699,8 @@ class KernelClient:
         self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
         self._market = market_data_pb2_grpc.MarketDataServiceStub(self._channel)
         self._portfolio = portfolio_pb2_grpc.PortfolioServiceStub(self._channel)
+        self._plugins = plugins_pb2_grpc.PluginServiceStub(self._channel)
+        self._models = models_pb2_grpc.ModelServiceStub(self._channel)
         self._instruments = _Instruments()
 
     def __enter__(self) -> KernelClient:
@@ -741,6 +803,26 @@ class KernelClient:
         request = portfolio_pb2.GetPositionsRequest(include_flat=include_flat)
         return [_position(p) for p in self._call(self._portfolio.GetPositions, request).positions]
 
+    def plugins(self) -> list[PluginView]:
+        """Return every plug-in the kernel found, defaults first, then by name."""
+        response = self._call(self._plugins.ListPlugins, plugins_pb2.ListPluginsRequest())
+        return [_plugin(p) for p in response.plugins]
+
+    def enable_plugin(self, name: str) -> PluginView:
+        """Switch a plug-in the kernel loaded back on (scope ``admin``)."""
+        request = plugins_pb2.EnablePluginRequest(name=name)
+        return _plugin(self._call(self._plugins.EnablePlugin, request).plugin)
+
+    def disable_plugin(self, name: str) -> PluginView:
+        """Switch a loaded plug-in off: its strategies stop, their orders are cancelled."""
+        request = plugins_pb2.DisablePluginRequest(name=name)
+        return _plugin(self._call(self._plugins.DisablePlugin, request).plugin)
+
+    def models(self, name: str = "") -> list[ModelView]:
+        """Return the model versions (only ``name``'s when given), by name, then load time."""
+        response = self._call(self._models.ListModels, models_pb2.ListModelsRequest(name=name))
+        return [_model(m) for m in response.models]
+
     def book_snapshot(self, venue: str, symbol: str, depth: int = 0) -> BookSnapshot:
         """Return one book now (``depth`` levels a side, 0: all) at the instrument's precisions."""
         instrument = self.instrument(venue, symbol)
@@ -804,6 +886,8 @@ class AsyncKernelClient:
         self._orders = orders_pb2_grpc.OrderServiceStub(self._channel)
         self._market = market_data_pb2_grpc.MarketDataServiceStub(self._channel)
         self._portfolio = portfolio_pb2_grpc.PortfolioServiceStub(self._channel)
+        self._plugins = plugins_pb2_grpc.PluginServiceStub(self._channel)
+        self._models = models_pb2_grpc.ModelServiceStub(self._channel)
         self._instruments = _Instruments()
 
     async def __aenter__(self) -> AsyncKernelClient:
@@ -908,6 +992,17 @@ class AsyncKernelClient:
         request = portfolio_pb2.GetPositionsRequest(include_flat=include_flat)
         response = await self._call(self._portfolio.GetPositions, request)
         return [_position(p) for p in response.positions]
+
+    async def plugins(self) -> list[PluginView]:
+        """Return every plug-in the kernel found, defaults first, then by name."""
+        response = await self._call(self._plugins.ListPlugins, plugins_pb2.ListPluginsRequest())
+        return [_plugin(p) for p in response.plugins]
+
+    async def models(self, name: str = "") -> list[ModelView]:
+        """Return the model versions (only ``name``'s when given), by name, then load time."""
+        request = models_pb2.ListModelsRequest(name=name)
+        response = await self._call(self._models.ListModels, request)
+        return [_model(m) for m in response.models]
 
     async def book_snapshot(self, venue: str, symbol: str, depth: int = 0) -> BookSnapshot:
         """Return one book now (``depth`` levels a side, 0: all) at the instrument's precisions."""
