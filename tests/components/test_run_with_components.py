@@ -57,6 +57,7 @@ def test_run_spawns_configured_and_entry_point_components_beside_in_process_stra
         [[replay]]
         venue = "binance"
         files = ["{DATA}"]
+        speed = 40                    # the components trade on market time, as a live feed
 
         [strategies.inside]
         strategy = "imbalance"

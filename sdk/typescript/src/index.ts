@@ -6,6 +6,7 @@
 //   proto.*           every generated message, enum and stub (src/generated/)
 
 export * from "./client";
+export * from "./component";
 export * from "./decimal";
 export * from "./errors";
 export * as proto from "./proto";

@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import decimal
-import heapq
 import importlib
 import inspect
 import json
@@ -227,7 +227,17 @@ def _instrument(message: types_pb2.Instrument) -> Instrument:
 
 
 def _levels(levels: Iterable[market_data_pb2.Level], price: int, size: int) -> tuple[Level, ...]:
-    return tuple((_units(level.price, price), _units(level.size, size)) for level in levels)
+    out = []
+    for level in levels:
+        level_price, level_size = level.price, level.size
+        # The kernel sends the instrument's own precisions: no scaling on the usual path.
+        out.append(
+            (
+                level_price.units if level_price.precision == price else _units(level_price, price),
+                level_size.units if level_size.precision == size else _units(level_size, size),
+            )
+        )
+    return tuple(out)
 
 
 def _enum(wrapper: Any, prefix: str, number: int) -> str:
@@ -345,54 +355,68 @@ def _output_message(output: Output) -> components_pb2.SessionResponse:
 
 
 class RemoteBook:
-    """A book rebuilt from the session's snapshots and deltas (a :class:`BookView`)."""
+    """A book rebuilt from the session's snapshots and deltas (a :class:`BookView`).
+
+    Each side is a ``price -> size`` dict plus its prices in a sorted list, so
+    the best price is O(1) and a level change is one binary search.
+    """
 
     def __init__(self) -> None:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        self._bid_prices: list[int] = []  # ascending: the best bid is last
+        self._ask_prices: list[int] = []  # ascending: the best ask is first
         self.sequence = 0
 
     def reset(self, snapshot: BookSnapshot) -> None:
         """Replace the book with ``snapshot``."""
-        self.bids = dict(snapshot.bids)
-        self.asks = dict(snapshot.asks)
+        self.bids = {price: size for price, size in snapshot.bids if size}
+        self.asks = {price: size for price, size in snapshot.asks if size}
+        self._bid_prices = sorted(self.bids)
+        self._ask_prices = sorted(self.asks)
         self.sequence = snapshot.sequence
 
     def apply(self, delta: BookDelta) -> bool:
         """Apply ``delta`` unless the book already includes it; return whether it was applied."""
         if self.sequence and delta.sequence <= self.sequence:
             return False
-        for side, levels in ((self.bids, delta.bids), (self.asks, delta.asks)):
-            for price, size in levels:
-                if size:
-                    side[price] = size
-                else:
-                    side.pop(price, None)
+        self._side(self.bids, self._bid_prices, delta.bids)
+        self._side(self.asks, self._ask_prices, delta.asks)
         self.sequence = delta.sequence
         return True
 
+    @staticmethod
+    def _side(sizes: dict[int, int], prices: list[int], levels: tuple[Level, ...]) -> None:
+        for price, size in levels:
+            if size:
+                if price not in sizes:
+                    bisect.insort(prices, price)
+                sizes[price] = size
+            elif sizes.pop(price, None) is not None:
+                del prices[bisect.bisect_left(prices, price)]
+
     def best_bid(self) -> Level | None:
         """Return the best bid, or None."""
-        if not self.bids:
+        if not self._bid_prices:
             return None
-        price = max(self.bids)
+        price = self._bid_prices[-1]
         return price, self.bids[price]
 
     def best_ask(self) -> Level | None:
         """Return the best ask, or None."""
-        if not self.asks:
+        if not self._ask_prices:
             return None
-        price = min(self.asks)
+        price = self._ask_prices[0]
         return price, self.asks[price]
 
     def bid_levels(self, depth: int | None = None) -> list[Level]:
         """Return up to ``depth`` bids, best first."""
-        prices = sorted(self.bids, reverse=True) if depth is None else heapq.nlargest(depth, self.bids)
-        return [(price, self.bids[price]) for price in prices]
+        prices = self._bid_prices if depth is None else self._bid_prices[-depth:] if depth > 0 else []
+        return [(price, self.bids[price]) for price in reversed(prices)]
 
     def ask_levels(self, depth: int | None = None) -> list[Level]:
         """Return up to ``depth`` asks, best first."""
-        prices = sorted(self.asks) if depth is None else heapq.nsmallest(depth, self.asks)
+        prices = self._ask_prices if depth is None else self._ask_prices[:depth]
         return [(price, self.asks[price]) for price in prices]
 
 
@@ -587,14 +611,14 @@ class ComponentServicer(components_pb2_grpc.ComponentServiceServicer):
         self,
         request_iterator: AsyncIterator[components_pb2.SessionRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[components_pb2.SessionResponse]:
+    ) -> None:
         """Handle one session; a new session replaces one still open."""
         if self._current is not None:
             self._current.end()  # the kernel reconnected: the old stream is dead to it
         session = _Session(self)
+        session.task = asyncio.current_task()
         self._current = session
-        async for response in session.run(request_iterator):
-            yield response
+        await session.serve(context)
 
     @staticmethod
     def _instrument_from(config: Any) -> tuple[str, str]:
@@ -643,56 +667,44 @@ class _Session:
         self.component: Any = None
         self.last_sequence = 0
         self.heartbeat_s = 1.0
-        self.inbox: deque[components_pb2.SessionRequest] = deque()
-        self.wake = asyncio.Event()
+        self.writing = asyncio.Lock()
         self.ended = False
-        self.closed = False
         self.last_sent = time.monotonic()
+        self.task: asyncio.Task[Any] | None = None
 
     def end(self) -> None:
-        """Stop this session after the message being handled."""
+        """Stop this session now (the kernel opened another one)."""
         self.ended = True
-        self.wake.set()
+        if self.task is not None:
+            self.task.cancel()
 
-    async def run(
-        self, requests: AsyncIterator[components_pb2.SessionRequest]
-    ) -> AsyncIterator[components_pb2.SessionResponse]:
-        reader = asyncio.create_task(self._read(requests))
+    async def serve(self, stream: grpc.aio.ServicerContext) -> None:
+        """Read, handle and answer requests until the kernel or :meth:`end` closes the session."""
+        beats = asyncio.create_task(self._beat(stream))
         try:
             while not self.ended:
-                if not self.inbox:
-                    if self.closed:
-                        break
-                    self.wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.heartbeat_s):
-                            await self.wake.wait()
-                    if not self.inbox:
-                        if self.context is not None and not self.ended and (
-                            time.monotonic() - self.last_sent >= self.heartbeat_s * 0.9
-                        ):
-                            yield self._heartbeat()
-                        continue
-                while self.inbox and not self.ended:
-                    for response in self._handle(self.inbox.popleft()):
-                        yield response
-                # Caught up: say how far, so a kernel in lockstep can send the next event.
+                request = await stream.read()
+                if request is grpc.aio.EOF:
+                    break
+                responses = self._handle(request)
                 if self.context is not None:
-                    yield self._heartbeat()
+                    # After the answers: the kernel knows this request is done (lockstep).
+                    responses.append(self._heartbeat())
+                async with self.writing:
+                    for response in responses:
+                        await stream.write(response)
         finally:
-            reader.cancel()
+            beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reader
+                await beats
             self._stop("session ended")
 
-    async def _read(self, requests: AsyncIterator[components_pb2.SessionRequest]) -> None:
-        try:
-            async for request in requests:
-                self.inbox.append(request)
-                self.wake.set()
-        finally:
-            self.closed = True
-            self.wake.set()
+    async def _beat(self, stream: grpc.aio.ServicerContext) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s / 2)
+            if self.context is not None and time.monotonic() - self.last_sent >= self.heartbeat_s / 2:
+                async with self.writing:
+                    await stream.write(self._heartbeat())
 
     def _heartbeat(self) -> components_pb2.SessionResponse:
         self.last_sent = time.monotonic()
