@@ -19,6 +19,7 @@ import pytest
 
 from kernel.adapters.base import RawFrame
 from kernel.adapters.coinbase import CoinbaseFeed
+from kernel.adapters.wire import rfc3339_to_ns
 from kernel.book import L2Book
 from kernel.bus.bus import Bus
 from kernel.recording import RecordingWriter
@@ -379,3 +380,11 @@ def test_odd_payloads_are_malformed(payload: bytes) -> None:
     feed = CoinbaseFeed(Bus())
     feed.on_frame(RawFrame(1, payload, WS))
     assert feed.stats.malformed_frames == 1
+
+
+def test_venue_timestamps_convert_to_nanoseconds_exactly() -> None:
+    assert rfc3339_to_ns("2023-02-09T20:32:50.714964855Z") == STAMP_NS
+    assert rfc3339_to_ns("2023-02-09T20:32:50Z") == STAMP_NS - 714_964_855
+    assert rfc3339_to_ns("2023-02-09T20:32:50.7+00:00") == STAMP_NS - 14_964_855
+    with pytest.raises(ValueError, match="not UTC"):
+        rfc3339_to_ns("2023-02-09T20:32:50.7+01:00")
