@@ -298,8 +298,13 @@ class StrategyRunner:
             return
         slot.callbacks += 1
         started = time.perf_counter_ns()
-        if self.probe is not None:
-            self.probe.strategy_ns = started
+        probe = self.probe
+        # Only orders submitted inside a strategy callback count as tick-to-order;
+        # restoring the outer stamp afterwards keeps API and timer orders out.
+        outer_stamp = 0
+        if probe is not None:
+            outer_stamp = probe.strategy_ns
+            probe.strategy_ns = started
         try:
             callback(*args)
         except Exception as error:
@@ -313,6 +318,8 @@ class StrategyRunner:
             if self.policy.max_errors and slot.errors >= self.policy.max_errors:
                 self.quarantine(slot, f"{slot.errors} errors, last: {error!r}")
         finally:
+            if probe is not None:
+                probe.strategy_ns = outer_stamp
             elapsed = time.perf_counter_ns() - started
             slot.slowest_ns = max(slot.slowest_ns, elapsed)
             if elapsed > self.policy.budget_ns:
