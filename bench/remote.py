@@ -171,7 +171,7 @@ async def _remote(frames: list[RawFrame], events: int, folder: Path) -> list[int
         market=stack.market,
         venues=stack.venues,
         clock=stack.clock,
-        instruments=lambda: KNOWN_INSTRUMENTS["binance"].values(),
+        instruments=KNOWN_INSTRUMENTS["binance"].values,
     )
     link.arrived = asyncio.Event()
     link.start()
@@ -219,14 +219,17 @@ def run(ctx: Context) -> dict[str, Any]:
         f"{NAME}: book event -> intent back in the kernel",
         ["path", "events", "p50", "p99", "max"],
         [
-            [label, fmt_int(f["count"]), fmt_ns(f["p50"]), fmt_ns(f["p99"]), fmt_ns(f["max"])]
+            [label, fmt_int(int(f["count"])), fmt_ns(f["p50"]), fmt_ns(f["p99"]), fmt_ns(f["max"])]
             for label, f in figures.items()
         ],
     )
     ratio = figures["remote"]["p50"] / max(figures["in-process"]["p50"], 1)
     met = figures["remote"]["p50"] <= _GOAL_P50_NS
     note(f"remote p50 is {ratio:.1f}x the in-process p50 (the same strategy, the same frames)")
-    note(f"remote p50 {fmt_ns(figures['remote']['p50'])} (goal <= 400 us: {'met' if met else 'MISSED'})")
+    note(
+        f"remote p50 {fmt_ns(figures['remote']['p50'])} "
+        f"(goal <= 400 us: {'met' if met else 'MISSED'})"
+    )
     return {
         "latency_ns": figures,
         "p50_ratio_remote_to_in_process": round(ratio, 1),

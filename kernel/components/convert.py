@@ -31,14 +31,19 @@ _BOOK_STATES = {
     BookState.VALID: market_data_pb2.BOOK_STATE_VALID,
     BookState.INVALID: market_data_pb2.BOOK_STATE_INVALID,
 }
-_AGGRESSORS = {"buy": market_data_pb2.AGGRESSOR_SIDE_BUY, "sell": market_data_pb2.AGGRESSOR_SIDE_SELL}
+_AGGRESSORS: dict[str, Any] = {
+    "buy": market_data_pb2.AGGRESSOR_SIDE_BUY,
+    "sell": market_data_pb2.AGGRESSOR_SIDE_SELL,
+}
 
 
 class IntentError(ValueError):
     """An order intent the kernel refuses before risk: the message is sent back as is."""
 
 
-def _fill_levels(target: Any, levels: tuple[Level, ...] | list[Level], price: int, size: int) -> None:
+def _fill_levels(
+    target: Any, levels: tuple[Level, ...] | list[Level], price: int, size: int
+) -> None:
     """Append ``levels`` to the repeated field ``target``, setting fields in place.
 
     Filling sub-messages in place is about three times faster than building
@@ -134,12 +139,13 @@ def _enum(wrapper: Any, prefix: str, number: int, kind: Any, field: str) -> Any:
 def _units(value: Any, precision: int, field: str) -> int:
     if value.precision > 38:
         raise IntentError(f"order_intent.{field}: precision {value.precision} is above 38")
-    if value.precision <= precision:
-        return int(value.units) * 10 ** (precision - value.precision)
-    whole, rest = divmod(int(value.units), 10 ** (value.precision - precision))
+    given = int(value.precision)
+    if given <= precision:
+        return int(value.units) * int(10 ** (precision - given))
+    whole, rest = divmod(int(value.units), int(10 ** (given - precision)))
     if rest:
         raise IntentError(f"order_intent.{field}: has more than {precision} decimals")
-    return whole
+    return int(whole)
 
 
 def intent_from_message(
@@ -151,12 +157,18 @@ def intent_from_message(
     if instrument is None:
         raise IntentError(f"order_intent: unknown instrument {message.venue}.{message.symbol}")
     side = _enum(orders_pb2.OrderSide, "ORDER_SIDE_", message.side, OrderSide, "side")
-    order_type = _enum(orders_pb2.OrderType, "ORDER_TYPE_", message.order_type, OrderType, "order_type")
+    order_type = _enum(
+        orders_pb2.OrderType, "ORDER_TYPE_", message.order_type, OrderType, "order_type"
+    )
     time_in_force = (
         TimeInForce.GTC
         if message.time_in_force == orders_pb2.TIME_IN_FORCE_UNSPECIFIED
         else _enum(
-            orders_pb2.TimeInForce, "TIME_IN_FORCE_", message.time_in_force, TimeInForce, "time_in_force"
+            orders_pb2.TimeInForce,
+            "TIME_IN_FORCE_",
+            message.time_in_force,
+            TimeInForce,
+            "time_in_force",
         )
     )
     quantity = _units(message.quantity, instrument.size_precision, "quantity")

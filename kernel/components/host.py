@@ -10,12 +10,14 @@ a list of strings.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
+from prometheus_client.core import GaugeMetricFamily
 
 from kernel.bus import Bus
 from kernel.components.link import ComponentLink, ComponentState, sdk_command
@@ -43,8 +45,10 @@ def discover() -> dict[str, list[str]]:
             continue
         if isinstance(declared, str):
             commands[entry_point.name] = sdk_command(declared)
-        elif isinstance(declared, list | tuple) and declared and all(
-            isinstance(part, str) for part in declared
+        elif (
+            isinstance(declared, list | tuple)
+            and declared
+            and all(isinstance(part, str) for part in declared)
         ):
             commands[entry_point.name] = list(declared)
         else:
@@ -63,22 +67,27 @@ def resolve_specs(
     """Return the configured components with entry points resolved, plus allowed installed ones."""
     resolved = []
     for index, spec in enumerate(specs):
-        if spec.entry_point:
-            command = installed.get(spec.entry_point)
-            if command is None:
-                known = ", ".join(sorted(installed)) or "none"
-                raise ConfigError(
-                    f"components[{index}].entry_point: no component {spec.entry_point!r} is "
-                    f"installed (installed: {known})"
-                )
-            spec = ComponentSpec(**{**vars(spec), "command": tuple(command)})
-        resolved.append(spec)
+        if not spec.entry_point:
+            resolved.append(spec)
+            continue
+        command = installed.get(spec.entry_point)
+        if command is None:
+            known = ", ".join(sorted(installed)) or "none"
+            raise ConfigError(
+                f"components[{index}].entry_point: no component {spec.entry_point!r} is "
+                f"installed (installed: {known})"
+            )
+        resolved.append(ComponentSpec(**{**vars(spec), "command": tuple(command)}))
     configured = {spec.entry_point for spec in specs} | {spec.name for spec in specs}
     allowed = set(plugins.allow or ()) - set(plugins.block)
     for name, command in sorted(installed.items()):
         if name in allowed and name not in configured:
             resolved.append(ComponentSpec(name=name, command=tuple(command), entry_point=name))
     return resolved
+
+
+def _stat(link: ComponentLink, name: str) -> float:
+    return float(getattr(link.stats, name))
 
 
 class ComponentsService:
@@ -152,7 +161,7 @@ class ComponentsService:
         def per_link(read: Callable[[ComponentLink], float]) -> Callable[[], dict[str, float]]:
             return lambda: {name: float(read(link)) for name, link in self.links.items()}
 
-        collector.add_source(lambda: self._families())
+        collector.add_source(self._families)
         for counter, documentation in (
             ("downs", "Times a component went down"),
             ("dropped", "Market events dropped for a component whose queue was full"),
@@ -164,12 +173,10 @@ class ComponentsService:
                 f"component_{counter}",
                 documentation,
                 "component",
-                per_link(lambda link, counter=counter: getattr(link.stats, counter)),
+                per_link(functools.partial(_stat, name=counter)),
             )
 
     def _families(self) -> list[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
         family = GaugeMetricFamily(
             "tradekernel_component_up", "1 while a component's session is up", labels=["component"]
         )

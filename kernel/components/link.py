@@ -213,7 +213,9 @@ class ComponentLink:
         """Tell the component the kernel is stopping, end the session, stop a spawned process."""
         self._stopping.set()
         if self._call is not None and self.state is ComponentState.UP:
-            shutdown = components_pb2.Shutdown(reason="kernel stopping", grace_ms=int(grace_s * 1000))
+            shutdown = components_pb2.Shutdown(
+                reason="kernel stopping", grace_ms=int(grace_s * 1000)
+            )
             self._queue.append(("message", _request(shutdown=shutdown)))
             self._wake.set()
         if self._task is not None:
@@ -268,8 +270,10 @@ class ComponentLink:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with equal jitter: half fixed, half random."""
-        ceiling = min(self.spec.backoff_max_ms, self.spec.backoff_initial_ms * 2 ** min(attempt, 30))
-        return (ceiling / 2 + random.uniform(0, ceiling / 2)) / 1000
+        ceiling = min(
+            self.spec.backoff_max_ms, self.spec.backoff_initial_ms * 2 ** min(attempt, 30)
+        )
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2)) / 1000
 
     def _mark_down(self, reason: str) -> None:
         was_up = self.state is ComponentState.UP
@@ -442,9 +446,9 @@ class ComponentLink:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
-            error = task.exception()
-            if error is not None:
-                raise error
+            failure = task.exception()
+            if failure is not None:
+                raise failure
 
     async def _write(self, call: Any) -> None:
         queue, wake = self._queue, self._wake
@@ -561,7 +565,10 @@ class ComponentLink:
         self, venue: str, symbol: str, kind: int
     ) -> list[tuple[str, Callable[[Any], None]]] | None:
         if kind == market_data_pb2.MARKET_DATA_KIND_BOOK:
-            return [(topics.book(venue, symbol), self._on_book), (topics.snapshot(venue, symbol), self._on_book)]
+            return [
+                (topics.book(venue, symbol), self._on_book),
+                (topics.snapshot(venue, symbol), self._on_book),
+            ]
         if kind == market_data_pb2.MARKET_DATA_KIND_QUOTE:
             return [(topics.quote(venue, symbol), self._on_market)]
         if kind == market_data_pb2.MARKET_DATA_KIND_TRADE:
@@ -605,7 +612,9 @@ class ComponentLink:
             for name, (interval, due) in list(timers.items()):
                 if now >= due:
                     timers[name] = (interval, now + interval)
-                    self._queue.append(("message", _request(timer=components_pb2.TimerFired(name=name, ts=now))))
+                    self._queue.append(
+                        ("message", _request(timer=components_pb2.TimerFired(name=name, ts=now)))
+                    )
         self._wake.set()
 
     def _reply(self, request_id: str, *, client_order_id: str = "", error: str = "") -> None:
@@ -689,7 +698,9 @@ class ComponentLink:
         client_order_id = response.cancel.client_order_id
         order = self.orders.orders.get(client_order_id)
         if order is None or order.strategy != self.name:
-            self._reply(request_id, error=f"cancel: {client_order_id!r} is not an order of {self.name}")
+            self._reply(
+                request_id, error=f"cancel: {client_order_id!r} is not an order of {self.name}"
+            )
             return
         self.orders.cancel(client_order_id)
         self._reply(request_id, client_order_id=client_order_id)
@@ -699,7 +710,9 @@ class ComponentLink:
         if level >= logging.ERROR and "callback" in record.fields:
             self.stats.callback_errors += 1
         fields = " ".join(f"{key}={value}" for key, value in sorted(record.fields.items()))
-        log.log(level, "component %s: %s%s", self.name, record.message, f" ({fields})" if fields else "")
+        log.log(
+            level, "component %s: %s%s", self.name, record.message, f" ({fields})" if fields else ""
+        )
 
     def report(self) -> dict[str, Any]:
         """Return the component's state and counters."""

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernel import __version__
 from kernel.adapters.base import Feed
 from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.adapters.registry import create_feed
@@ -82,7 +83,7 @@ def _strategies(
 def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     """Wire bus → state → metrics → feeds → paper venue → trading → components → replay drivers."""
     # kernel.components reads this package's config module: import it here, not above.
-    from kernel.components import ComponentsService, discover, resolve_specs
+    from kernel.components import ComponentsService, discover, resolve_specs  # noqa: PLC0415
 
     bus = Bus()
     shutdown = ShutdownRequest()
@@ -159,7 +160,6 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
 
     remote: ComponentsService | None = None
     if trading is not None and component_specs:
-        import kernel
 
         def component_instruments() -> list[Instrument]:
             known = {(item.venue, item.symbol): item for item in instruments.values()}
@@ -177,7 +177,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             venues=venues,
             clock=clock,
             instruments=component_instruments,
-            kernel_version=kernel.__version__,
+            kernel_version=__version__,
             metrics=metrics.server if metrics is not None else None,
         )
         components.append(remote)

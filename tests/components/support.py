@@ -52,7 +52,7 @@ def link_to(stack: TradingStack, spec: ComponentSpec) -> ComponentLink:
         market=stack.market,
         venues=stack.venues,
         clock=stack.clock,
-        instruments=lambda: KNOWN_INSTRUMENTS["binance"].values(),
+        instruments=KNOWN_INSTRUMENTS["binance"].values,
         kernel_version="test",
     )
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from samples import Crashy, GreedyDetector
-from support import linked
 
 from kernel.adapters.base import RawFrame
+from support import linked
 
 
 def test_a_detector_sending_an_order_is_refused_and_its_detections_arrive(
     tmp_path: Path, btc_frames: list[RawFrame]
 ) -> None:
     async def main() -> None:
-        detections = []
+        detections: list[Any] = []
         async with linked(tmp_path, GreedyDetector, name="detector") as run:
             run.stack.bus.subscribe("component.detection.detector", detections.append)
             await run.feed(btc_frames[:1500])

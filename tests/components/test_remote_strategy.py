@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from samples import IMBALANCE_SETTINGS, OneShot, RecordingImbalance
-from support import linked
 
 from kernel.adapters.base import RawFrame
 from kernel.risk import RiskConfig
 from kernel.risk.config import InstrumentLimits
+from support import linked
 from tradekernel_sdk.orders import OrderStatus
 
 
@@ -66,8 +66,8 @@ def test_in_process_and_remote_imbalance_place_the_same_orders_in_a_lockstep_rep
 ) -> None:
     from trading_stack import TradingStack
 
-    from tradekernel_strategies.imbalance import Imbalance
     from tradekernel_sdk.strategy import load_strategy_config
+    from tradekernel_strategies.imbalance import Imbalance
 
     def placed(stack: TradingStack, name: str) -> list[tuple[object, ...]]:
         return [

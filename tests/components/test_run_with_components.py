@@ -1,4 +1,4 @@
-"""``tradekernel run`` finds components in its configuration and in entry points, and trades with them."""
+"""``tradekernel run`` finds components in its configuration and entry points; they trade."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from kernel.service.config import ConfigError, parse_config
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DATA = ROOT / "kernel" / "data" / "binance_spot" / "btcusdt_20240808_head12000.gz"
+SPAWN = [sys.executable, "-m", "tradekernel_sdk.remote", "samples:RecordingImbalance"]
 IMBALANCE = """
 venue = "binance"
 symbol = "BTCUSDT"
@@ -34,7 +35,9 @@ def install_entry_point(site: Path) -> None:
     """Declare the component ``packaged_imbalance`` as an installed distribution would."""
     dist = site / "packaged_components-1.0.dist-info"
     dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: packaged-components\nVersion: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: packaged-components\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text(
         "[tradekernel.components]\npackaged_imbalance = packaged_components:COMPONENT\n"
     )
@@ -49,7 +52,7 @@ def test_run_spawns_configured_and_entry_point_components_beside_in_process_stra
     config.write_text(
         textwrap.dedent(f"""
         [kernel]
-        state_dir = "{tmp_path / 'state'}"
+        state_dir = "{tmp_path / "state"}"
 
         [metrics]
         enabled = false
@@ -66,7 +69,7 @@ def test_run_spawns_configured_and_entry_point_components_beside_in_process_stra
         + textwrap.dedent(f"""
         [[components]]
         name = "spawned"
-        command = {json.dumps([sys.executable, "-m", "tradekernel_sdk.remote", "samples:RecordingImbalance"])}
+        command = {json.dumps(SPAWN)}
         [components.settings]
         """)
         + IMBALANCE
@@ -86,6 +89,7 @@ def test_run_spawns_configured_and_entry_point_components_beside_in_process_stra
         text=True,
         env=env,
         timeout=240,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "component spawned up: strategy" in result.stderr

@@ -7,17 +7,17 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from samples import IMBALANCE_SETTINGS
-from support import Linked, link_to
 from trading_stack import TradingStack
 
 from kernel.adapters.base import RawFrame
 from kernel.components import ComponentState, sdk_command
+from kernel.orders import Order
 from kernel.service.config import ComponentSpec
+from support import Linked, link_to
 from tradekernel_sdk.orders import OrderStatus
 from tradekernel_sdk.remote import READY_PREFIX
 from tradekernel_sdk.strategy import load_strategy_config
@@ -29,10 +29,12 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture(autouse=True)
 def samples_importable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let spawned components import the samples module."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    )
 
 
-def orders_of(stack: TradingStack, name: str) -> list[object]:
+def orders_of(stack: TradingStack, name: str) -> list[Order]:
     return [order for order in stack.orders.orders.values() if order.strategy == name]
 
 
@@ -70,9 +72,9 @@ def test_a_killed_component_is_marked_down_respawned_and_trades_again_while_the_
                 await asyncio.sleep(0.01)
             assert link.state is ComponentState.DOWN
             assert link.stats.downs == 1
-            assert not [
-                o for o in stack.orders.open_orders() if o.strategy == "remote"
-            ], "its working orders are cancelled while it is down"
+            assert not [o for o in stack.orders.open_orders() if o.strategy == "remote"], (
+                "its working orders are cancelled while it is down"
+            )
             # The kernel and its in-process strategy go on while the component is away.
             await run.feed(middle, lockstep=False)
 

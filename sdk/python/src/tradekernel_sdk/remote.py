@@ -48,16 +48,21 @@ import inspect
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import grpc.aio
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop comes with the kernel, not with the SDK
+    uvloop = None  # type: ignore[assignment]
 
 from tradekernel_sdk.orders import (
     CancelRejected,
@@ -72,7 +77,6 @@ from tradekernel_sdk.orders import (
     OrderStatus,
     OrderType,
     OrderUpdate,
-    TimeInForce,
 )
 from tradekernel_sdk.proto.tradekernel.v1 import (
     components_pb2,
@@ -119,7 +123,7 @@ API_VERSION = "v1"
 """The ``ComponentService`` version this module speaks."""
 
 LISTEN_ENV = "TRADEKERNEL_COMPONENT_LISTEN"
-"""Address to listen on when ``--listen`` is not given (a kernel that spawns a component sets it)."""
+"""Address to listen on without ``--listen``; a kernel that spawns a component sets it."""
 
 READY_PREFIX = "tradekernel component listening on "
 """The command line prints this, then ``host:port``, once it serves."""
@@ -146,7 +150,7 @@ _MARKET_KINDS = (
 
 @dataclass(frozen=True)
 class SignalOut:
-    """A named value for the kernel (``value`` exact: a ``Decimal``, an ``int`` or a decimal string)."""
+    """A named value for the kernel; ``value`` is exact (a Decimal, int or decimal string)."""
 
     name: str
     value: decimal.Decimal | int | str
@@ -206,11 +210,11 @@ def _units(value: types_pb2.Decimal, precision: int) -> int:
     if given == precision:
         return units
     if given < precision:
-        return units * 10 ** (precision - given)
-    whole, rest = divmod(units, 10 ** (given - precision))
+        return units * int(10 ** (precision - given))
+    whole, rest = divmod(units, int(10 ** (given - precision)))
     if rest:
         raise ValueError(f"{units}e-{given} is not exact at {precision} decimals")
-    return whole
+    return int(whole)
 
 
 def _instrument(message: types_pb2.Instrument) -> Instrument:
@@ -245,7 +249,9 @@ def _enum(wrapper: Any, prefix: str, number: int) -> str:
     return str(wrapper.Name(number)).removeprefix(prefix).lower()
 
 
-def _order_event(message: orders_pb2.OrderEvent, precisions: Callable[[str], tuple[int, int]]) -> OrderEvent | None:
+def _order_event(
+    message: orders_pb2.OrderEvent, precisions: Callable[[str], tuple[int, int]]
+) -> OrderEvent | None:
     kind = message.WhichOneof("event")
     if kind is None:
         return None
@@ -411,7 +417,9 @@ class RemoteBook:
 
     def bid_levels(self, depth: int | None = None) -> list[Level]:
         """Return up to ``depth`` bids, best first."""
-        prices = self._bid_prices if depth is None else self._bid_prices[-depth:] if depth > 0 else []
+        prices = (
+            self._bid_prices if depth is None else self._bid_prices[-depth:] if depth > 0 else []
+        )
         return [(price, self.bids[price]) for price in reversed(prices)]
 
     def ask_levels(self, depth: int | None = None) -> list[Level]:
@@ -490,17 +498,24 @@ class RemoteContext:
 
     def cancel(self, client_order_id: str) -> None:
         """Ask for one of this component's orders to be cancelled."""
-        self._send(self._request_id(), cancel=components_pb2.CancelIntent(client_order_id=client_order_id))
+        self._send(
+            self._request_id(), cancel=components_pb2.CancelIntent(client_order_id=client_order_id)
+        )
 
     def cancel_all(self, symbol: str | None = None) -> None:
         """Ask for every working order of this component (on ``symbol`` only) to be cancelled."""
-        self._send(self._request_id(), cancel_all=components_pb2.CancelAllIntent(symbol=symbol or ""))
+        self._send(
+            self._request_id(), cancel_all=components_pb2.CancelAllIntent(symbol=symbol or "")
+        )
 
     def set_timer(self, name: str, interval_ns: int) -> None:
         """Ask the kernel to send ``TimerFired(name)`` every ``interval_ns`` of its clock."""
         if interval_ns <= 0:
             raise ValueError(f"timer interval must be positive, got {interval_ns}")
-        self._send(self._request_id(), set_timer=components_pb2.SetTimer(name=name, interval_ns=interval_ns))
+        self._send(
+            self._request_id(),
+            set_timer=components_pb2.SetTimer(name=name, interval_ns=interval_ns),
+        )
 
     def cancel_timer(self, name: str) -> None:
         """Stop the timer ``name``."""
@@ -511,7 +526,8 @@ class RemoteContext:
     def subscribe(self, venue: str, symbol: str, kinds: Iterable[int] = _MARKET_KINDS) -> None:
         """Ask for the market data ``kinds`` (``MARKET_DATA_KIND_*``) of one instrument."""
         subscription = components_pb2.Subscription(
-            instruments=[types_pb2.InstrumentId(venue=venue, symbol=symbol)], kinds=list(kinds)
+            instruments=[types_pb2.InstrumentId(venue=venue, symbol=symbol)],
+            kinds=[market_data_pb2.MarketDataKind.ValueType(kind) for kind in kinds],
         )
         self._send(self._request_id(), subscribe=subscription)
 
@@ -521,7 +537,9 @@ class RemoteContext:
 
     def report(self, level: int, message: str, **fields: str) -> None:
         """Write ``message`` to the kernel's log under the component's name."""
-        record = components_pb2.LogRecord(level=level, message=message, fields=fields)
+        record = components_pb2.LogRecord(
+            level=components_pb2.LogLevel.ValueType(level), message=message, fields=fields
+        )
         self.outbox.append(components_pb2.SessionResponse(log=record))
 
     def _request_id(self) -> str:
@@ -545,12 +563,13 @@ class RemoteContext:
 
 
 def _kind_of(target: Any) -> str:
-    if inspect.isclass(target) and issubclass(target, Strategy) or isinstance(target, Strategy):
+    if (inspect.isclass(target) and issubclass(target, Strategy)) or isinstance(target, Strategy):
         return "strategy"
     kind = str(getattr(target, "kind", "detector"))
     if kind not in _KINDS or kind == "strategy":
         raise ValueError(
-            f"{target!r}: kind must be detector, model or signal (or subclass Strategy), got {kind!r}"
+            f"{target!r}: kind must be detector, model or signal "
+            f"(or subclass Strategy), got {kind!r}"
         )
     return kind
 
@@ -590,7 +609,9 @@ class ComponentServicer(components_pb2_grpc.ComponentServiceServicer):
         self._current: _Session | None = None
 
     async def Describe(
-        self, request: components_pb2.DescribeRequest, context: grpc.aio.ServicerContext
+        self,
+        request: components_pb2.DescribeRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> components_pb2.DescribeResponse:
         """Say what the component is and the market data it wants from the start."""
         response = components_pb2.DescribeResponse(
@@ -603,14 +624,16 @@ class ComponentServicer(components_pb2_grpc.ComponentServiceServicer):
         venue, symbol = self._instrument_from(self.config)
         if venue and symbol:
             response.subscriptions.add(
-                instruments=[types_pb2.InstrumentId(venue=venue, symbol=symbol)], kinds=_MARKET_KINDS
+                instruments=[types_pb2.InstrumentId(venue=venue, symbol=symbol)],
+                kinds=_MARKET_KINDS,
             )
         return response
 
-    async def Session(
+    # Answers through context.write rather than by yielding, hence the override.
+    async def Session(  # type: ignore[override]
         self,
         request_iterator: AsyncIterator[components_pb2.SessionRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         """Handle one session; a new session replaces one still open."""
         if self._current is not None:
@@ -639,10 +662,10 @@ class ComponentServicer(components_pb2_grpc.ComponentServiceServicer):
             if raw is None and isinstance(self.config, Strategy.Config):
                 config = self.config
             else:
-                source = raw if raw is not None else dict(self.config or {})
+                source = raw if raw is not None else dict(self.config or {})  # type: ignore[arg-type]
                 config = load_strategy_config(cls, source, f"components.{context.component}")
             return cls(context, config)
-        component = self.target() if inspect.isclass(self.target) else self.target
+        component: Any = self.target() if inspect.isclass(self.target) else self.target
         component.context = context
         if raw is not None:
             component.config = raw
@@ -678,7 +701,7 @@ class _Session:
         if self.task is not None:
             self.task.cancel()
 
-    async def serve(self, stream: grpc.aio.ServicerContext) -> None:
+    async def serve(self, stream: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Read, handle and answer requests until the kernel or :meth:`end` closes the session."""
         beats = asyncio.create_task(self._beat(stream))
         try:
@@ -699,10 +722,13 @@ class _Session:
                 await beats
             self._stop("session ended")
 
-    async def _beat(self, stream: grpc.aio.ServicerContext) -> None:
+    async def _beat(self, stream: grpc.aio.ServicerContext[Any, Any]) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s / 2)
-            if self.context is not None and time.monotonic() - self.last_sent >= self.heartbeat_s / 2:
+            if (
+                self.context is not None
+                and time.monotonic() - self.last_sent >= self.heartbeat_s / 2
+            ):
                 async with self.writing:
                     await stream.write(self._heartbeat())
 
@@ -712,7 +738,9 @@ class _Session:
             heartbeat=components_pb2.Heartbeat(last_sequence=self.last_sequence)
         )
 
-    def _handle(self, request: components_pb2.SessionRequest) -> list[components_pb2.SessionResponse]:
+    def _handle(
+        self, request: components_pb2.SessionRequest
+    ) -> list[components_pb2.SessionResponse]:
         self.last_sequence = request.sequence
         kind = request.WhichOneof("message")
         if kind == "start":
@@ -753,7 +781,7 @@ class _Session:
     def _deliver(self, kind: str | None, request: components_pb2.SessionRequest) -> None:
         context = self.context
         assert context is not None
-        if kind == "book_delta" or kind == "book_snapshot":
+        if kind in {"book_delta", "book_snapshot"}:
             self._book(context, kind, request)
         elif kind == "quote":
             quote = request.quote
@@ -783,7 +811,9 @@ class _Session:
                     trade.symbol,
                     _units(trade.price, price),
                     _units(trade.size, size),
-                    AggressorSide(aggressor) if aggressor in ("buy", "sell") else AggressorSide.UNKNOWN,
+                    AggressorSide(aggressor)
+                    if aggressor in ("buy", "sell")
+                    else AggressorSide.UNKNOWN,
                     trade.trade_id,
                     trade.ts_event,
                     trade.ts_recv,
@@ -809,12 +839,21 @@ class _Session:
         elif kind == "book_status":
             status = request.book_status
             state = _enum(market_data_pb2.BookState, "BOOK_STATE_", status.state)
-            book_state = BookState(state) if state in ("syncing", "valid", "invalid") else BookState.INVALID
+            book_state = (
+                BookState(state) if state in ("syncing", "valid", "invalid") else BookState.INVALID
+            )
             if book_state is not BookState.VALID:
                 context.books.pop((status.venue, status.symbol), None)
             self._call(
                 "on_book_status",
-                BookStatus(status.venue, status.symbol, book_state, status.reason, status.sequence, status.ts_recv),
+                BookStatus(
+                    status.venue,
+                    status.symbol,
+                    book_state,
+                    status.reason,
+                    status.sequence,
+                    status.ts_recv,
+                ),
             )
         elif kind == "order_update":
             update = _order_update(request.order_update)
@@ -842,7 +881,9 @@ class _Session:
             self._stop(request.shutdown.reason)
             self.ended = True
 
-    def _book(self, context: RemoteContext, kind: str, request: components_pb2.SessionRequest) -> None:
+    def _book(
+        self, context: RemoteContext, kind: str, request: components_pb2.SessionRequest
+    ) -> None:
         message = request.book_delta if kind == "book_delta" else request.book_snapshot
         key = (message.venue, message.symbol)
         price, size = self._precisions(*key)
@@ -851,7 +892,13 @@ class _Session:
         book = context.books.get(key)
         if kind == "book_snapshot":
             snapshot = BookSnapshot(
-                message.venue, message.symbol, bids, asks, message.sequence, message.ts_event, message.ts_recv
+                message.venue,
+                message.symbol,
+                bids,
+                asks,
+                message.sequence,
+                message.ts_event,
+                message.ts_recv,
             )
             if book is None:
                 book = context.books[key] = RemoteBook()
@@ -860,7 +907,14 @@ class _Session:
             return
         delta = request.book_delta
         update = BookDelta(
-            delta.venue, delta.symbol, bids, asks, delta.first_sequence, delta.sequence, delta.ts_event, delta.ts_recv
+            delta.venue,
+            delta.symbol,
+            bids,
+            asks,
+            delta.first_sequence,
+            delta.sequence,
+            delta.ts_event,
+            delta.ts_recv,
         )
         if book is None or not book.apply(update):
             return  # before the first snapshot, or already in it
@@ -919,7 +973,7 @@ async def start_server(
     """Start serving ``target`` on ``address``; return the server, servicer and bound address."""
     servicer = ComponentServicer(target, config=config, name=name)
     server = grpc.aio.server()
-    components_pb2_grpc.add_ComponentServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    components_pb2_grpc.add_ComponentServiceServicer_to_server(servicer, server)
     if credentials is None:
         port = server.add_insecure_port(address)
     else:
@@ -950,19 +1004,15 @@ def serve(
             ready(bound)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        import signal
-
         for number in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(number, stop.set)
         await stop.wait()
         await server.stop(grace=1.0)
 
-    try:
-        import uvloop
-
+    if uvloop is not None:
         uvloop.run(run())
-    except ImportError:  # pragma: no cover - uvloop is a kernel dependency, optional here
+    else:  # pragma: no cover - uvloop comes with the kernel; a bare SDK install may lack it
         asyncio.run(run())
 
 
@@ -984,7 +1034,7 @@ def _load(target: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m tradekernel_sdk.remote package.module:ClassName [--listen ADDR]``."""
+    """Command line: ``python -m tradekernel_sdk.remote package.module:ClassName``."""
     parser = argparse.ArgumentParser(
         prog="python -m tradekernel_sdk.remote",
         description="Serve a strategy, detector or model as an out-of-process kernel component.",
@@ -998,7 +1048,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="the component's name (default: the class name)")
     parser.add_argument("--config", help="configuration as JSON, used when the kernel sends none")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     target = _load(args.target)
     config = json.loads(args.config) if args.config else None
 
