@@ -135,6 +135,17 @@ class WebSocketSession:
             # Closing ends the reader's recv(); run() then sees _stopping.
             asyncio.get_running_loop().create_task(connection.close())
 
+    async def send(self, message: str | bytes) -> bool:
+        """Send ``message`` on the live connection; return False when there is none."""
+        connection = self._connection
+        if connection is None or not self.connected.is_set():
+            return False
+        try:
+            await connection.send(message)
+        except WebSocketException:
+            return False  # the reader sees the same failure and reconnects
+        return True
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)

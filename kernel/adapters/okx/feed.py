@@ -584,6 +584,14 @@ class OkxFeed:
             return False
         return True
 
+    def connection_lost(self, reason: str, recv_ns: int) -> None:
+        """Invalidate every book: updates were missed while the stream was down.
+
+        Each book is valid again from the snapshot the venue sends on resubscribe.
+        """
+        for state in self._symbols.values():
+            self._invalidate(state, f"connection lost: {reason}", recv_ns)
+
     def _invalidate(self, state: _Symbol, reason: str, recv_ns: int) -> None:
         """Clear the book and announce that it cannot be trusted until the next snapshot."""
         sequence = state.book.sequence
