@@ -23,13 +23,19 @@ export const protobufPackage = "tradekernel.v1";
 
 export const protobufFileName = "tradekernel/v1/plugins.proto";
 
-/** What became of a plug-in the host found (`kernel.plugins.manager.PluginStatus`). */
+/**
+ * What became of a plug-in the host found (`kernel.plugins.manager.PluginStatus`),
+ * or what an operator made of it since.
+ */
 export enum PluginStatus {
   /** PLUGIN_STATUS_UNSPECIFIED - Not set; never sent by the kernel. */
   PLUGIN_STATUS_UNSPECIFIED = 0,
   /** PLUGIN_STATUS_ENABLED - Loaded; what it registered is in use. */
   PLUGIN_STATUS_ENABLED = 1,
-  /** PLUGIN_STATUS_DISABLED - Left out by the operator (block-list or allow-list); never imported. */
+  /**
+   * PLUGIN_STATUS_DISABLED - Left out by the operator: by the block-list or allow-list (never
+   * imported), or switched off while running by `DisablePlugin`.
+   */
   PLUGIN_STATUS_DISABLED = 2,
   /** PLUGIN_STATUS_REFUSED - Left out because it failed a check; the reason says which. */
   PLUGIN_STATUS_REFUSED = 3,
@@ -127,11 +133,14 @@ export interface EnablePluginRequest {
 
 /** The plug-in after the change. */
 export interface EnablePluginResponse {
-  /** The plug-in as it is now (the status changes at the next start). */
+  /** The plug-in as it is now. */
   plugin:
     | PluginInfo
     | undefined;
-  /** True when the kernel must restart for the change to take effect. */
+  /**
+   * True when the kernel must restart for the change to take effect (never
+   * for a loaded plug-in).
+   */
   restartRequired: boolean;
 }
 
@@ -143,11 +152,14 @@ export interface DisablePluginRequest {
 
 /** The plug-in after the change. */
 export interface DisablePluginResponse {
-  /** The plug-in as it is now (the status changes at the next start). */
+  /** The plug-in as it is now. */
   plugin:
     | PluginInfo
     | undefined;
-  /** True when the kernel must restart for the change to take effect. */
+  /**
+   * True when the kernel must restart for the change to take effect (never
+   * for a loaded plug-in).
+   */
   restartRequired: boolean;
 }
 
@@ -890,8 +902,9 @@ export const DisablePluginResponse: MessageFns<DisablePluginResponse> = {
  * Plug-in inventory and control.
  *
  * Plug-ins load once, at start, under the operator's allow and block lists.
- * Enabling or disabling edits those lists and takes effect at the next start;
- * the answer says so.
+ * A loaded plug-in can be switched off and on while the kernel runs; each
+ * switch is journaled before it acts and kept across restarts. A plug-in that
+ * did not load at start cannot be enabled without a restart.
  */
 export type PluginServiceService = typeof PluginServiceService;
 export const PluginServiceService = {
@@ -906,8 +919,10 @@ export const PluginServiceService = {
     responseDeserialize: (value: Buffer): ListPluginsResponse => ListPluginsResponse.decode(value),
   },
   /**
-   * Allow a plug-in from the next start on; enabling an enabled plug-in
-   * changes nothing. Scope: `admin`.
+   * Switch a plug-in that was switched off back on: its strategies receive
+   * data again and its risk checks run again. Enabling an enabled plug-in
+   * changes nothing; one that did not load at start (blocked, not allowed,
+   * refused) fails with FAILED_PRECONDITION. Scope: `admin`.
    */
   enablePlugin: {
     path: "/tradekernel.v1.PluginService/EnablePlugin" as const,
@@ -920,8 +935,10 @@ export const PluginServiceService = {
     responseDeserialize: (value: Buffer): EnablePluginResponse => EnablePluginResponse.decode(value),
   },
   /**
-   * Block a plug-in from the next start on; disabling a disabled plug-in
-   * changes nothing. Scope: `admin`.
+   * Switch a loaded plug-in off: its strategies receive no more data and
+   * their working orders are cancelled (as a quarantine does), its risk
+   * checks stop running. Disabling a disabled plug-in changes nothing; one
+   * that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
    */
   disablePlugin: {
     path: "/tradekernel.v1.PluginService/DisablePlugin" as const,
@@ -939,13 +956,17 @@ export interface PluginServiceServer extends UntypedServiceImplementation {
   /** List every plug-in the host found, loaded or not. Scope: `read`. */
   listPlugins: handleUnaryCall<ListPluginsRequest, ListPluginsResponse>;
   /**
-   * Allow a plug-in from the next start on; enabling an enabled plug-in
-   * changes nothing. Scope: `admin`.
+   * Switch a plug-in that was switched off back on: its strategies receive
+   * data again and its risk checks run again. Enabling an enabled plug-in
+   * changes nothing; one that did not load at start (blocked, not allowed,
+   * refused) fails with FAILED_PRECONDITION. Scope: `admin`.
    */
   enablePlugin: handleUnaryCall<EnablePluginRequest, EnablePluginResponse>;
   /**
-   * Block a plug-in from the next start on; disabling a disabled plug-in
-   * changes nothing. Scope: `admin`.
+   * Switch a loaded plug-in off: its strategies receive no more data and
+   * their working orders are cancelled (as a quarantine does), its risk
+   * checks stop running. Disabling a disabled plug-in changes nothing; one
+   * that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
    */
   disablePlugin: handleUnaryCall<DisablePluginRequest, DisablePluginResponse>;
 }
@@ -968,8 +989,10 @@ export interface PluginServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListPluginsResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Allow a plug-in from the next start on; enabling an enabled plug-in
-   * changes nothing. Scope: `admin`.
+   * Switch a plug-in that was switched off back on: its strategies receive
+   * data again and its risk checks run again. Enabling an enabled plug-in
+   * changes nothing; one that did not load at start (blocked, not allowed,
+   * refused) fails with FAILED_PRECONDITION. Scope: `admin`.
    */
   enablePlugin(
     request: EnablePluginRequest,
@@ -987,8 +1010,10 @@ export interface PluginServiceClient extends Client {
     callback: (error: ServiceError | null, response: EnablePluginResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Block a plug-in from the next start on; disabling a disabled plug-in
-   * changes nothing. Scope: `admin`.
+   * Switch a loaded plug-in off: its strategies receive no more data and
+   * their working orders are cancelled (as a quarantine does), its risk
+   * checks stop running. Disabling a disabled plug-in changes nothing; one
+   * that did not load at start fails with FAILED_PRECONDITION. Scope: `admin`.
    */
   disablePlugin(
     request: DisablePluginRequest,

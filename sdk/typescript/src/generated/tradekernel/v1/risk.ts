@@ -440,16 +440,18 @@ export interface GetLimitsResponse {
 /** Replaces the limits. */
 export interface UpdateLimitsRequest {
   /**
-   * The complete new limits; they are validated as the `[risk]` config table
-   * is, and an invalid field fails the call with INVALID_ARGUMENT naming it.
+   * The complete new limits (an unset field turns its limit off; start from
+   * what `GetLimits` returned). Required. They are validated as the `[risk]`
+   * config table is, and an invalid field fails the call with INVALID_ARGUMENT
+   * naming it (`limits.defaults.max_position: ...`).
    */
   limits:
     | RiskLimits
     | undefined;
   /**
-   * The revision the change was based on (from `GetLimits`); when it is no
-   * longer current the call fails with FAILED_PRECONDITION and changes nothing.
-   * Repeating a successful call therefore cannot apply it twice.
+   * The revision the change was based on (from `GetLimits`); required. When it
+   * is no longer current the call fails with FAILED_PRECONDITION and changes
+   * nothing, so repeating a successful call cannot apply it twice.
    */
   expectedRevision: bigint;
   /** Why; recorded in the logs and the journal. Required. */
@@ -2419,7 +2421,11 @@ export const RiskServiceService = {
     responseSerialize: (value: GetLimitsResponse): Buffer => Buffer.from(GetLimitsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetLimitsResponse => GetLimitsResponse.decode(value),
   },
-  /** Replace the limits in force, all at once. Scope: `admin`. */
+  /**
+   * Replace the limits in force, all at once, while the kernel runs: the new
+   * limits are journaled, then enforced from the next order on, and a restart
+   * keeps them. Scope: `admin`.
+   */
   updateLimits: {
     path: "/tradekernel.v1.RiskService/UpdateLimits" as const,
     requestStream: false as const,
@@ -2444,7 +2450,11 @@ export interface RiskServiceServer extends UntypedServiceImplementation {
   resume: handleUnaryCall<ResumeRequest, ResumeResponse>;
   /** Return the limits in force and their revision. Scope: `read`. */
   getLimits: handleUnaryCall<GetLimitsRequest, GetLimitsResponse>;
-  /** Replace the limits in force, all at once. Scope: `admin`. */
+  /**
+   * Replace the limits in force, all at once, while the kernel runs: the new
+   * limits are journaled, then enforced from the next order on, and a restart
+   * keeps them. Scope: `admin`.
+   */
   updateLimits: handleUnaryCall<UpdateLimitsRequest, UpdateLimitsResponse>;
 }
 
@@ -2513,7 +2523,11 @@ export interface RiskServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetLimitsResponse) => void,
   ): ClientUnaryCall;
-  /** Replace the limits in force, all at once. Scope: `admin`. */
+  /**
+   * Replace the limits in force, all at once, while the kernel runs: the new
+   * limits are journaled, then enforced from the next order on, and a restart
+   * keeps them. Scope: `admin`.
+   */
   updateLimits(
     request: UpdateLimitsRequest,
     callback: (error: ServiceError | null, response: UpdateLimitsResponse) => void,
