@@ -50,8 +50,9 @@ lint: $(STAMP) $(NPM_STAMP) ## ruff, strict mypy, and generated gRPC code up to 
 	@if command -v npm >/dev/null; then cd $(TS_SDK) && npm run --silent check-generated; fi
 
 .PHONY: protos
-protos: $(STAMP) ## Regenerate the gRPC code in the SDK from protos/
+protos: $(STAMP) $(NPM_STAMP) ## Regenerate the gRPC code in the SDKs from protos/
 	$(BIN)/python scripts/gen_protos.py
+	@if command -v npm >/dev/null; then cd $(TS_SDK) && npm run --silent generate; fi
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
