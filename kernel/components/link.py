@@ -40,6 +40,7 @@ import grpc.aio
 import msgspec
 
 from kernel.api.convert import instrument_message
+from kernel.api.tls import channel_credentials
 from kernel.bus import STRATEGY_PRIORITY, Bus, topics
 from kernel.components.convert import IntentError, intent_from_message, request_for
 from kernel.orders import OrderManager
@@ -163,7 +164,7 @@ class ComponentLink:
         self.clock = clock
         self.instruments = instruments
         self.kernel_version = kernel_version
-        self.credentials = credentials
+        self.credentials = credentials or _credentials(spec)
         self.context = ComponentContext(
             spec.name, orders=orders, market=market, venues=venues, clock=clock
         )
@@ -724,6 +725,13 @@ class ComponentLink:
             "pid": self.process.pid if self.process is not None else None,
             **vars(self.stats),
         }
+
+
+def _credentials(spec: ComponentSpec) -> grpc.ChannelCredentials | None:
+    """Return TLS credentials for ``spec`` (mutual when it names the kernel's certificate)."""
+    if spec.tls_ca is None:
+        return None
+    return channel_credentials(spec.tls_ca, spec.tls_cert, spec.tls_key)
 
 
 def sdk_command(target: str) -> list[str]:

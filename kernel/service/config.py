@@ -144,6 +144,12 @@ class ComponentSpec:
     backoff_max_ms: int = 10_000
     cancel_on_down: bool = True
     """Cancel the component's working orders while it is down (the quarantine policy)."""
+    tls_ca: Path | None = None
+    """Dial with TLS, trusting this CA for the component's certificate."""
+    tls_cert: Path | None = None
+    """The kernel's own certificate, for a component that requires mutual TLS."""
+    tls_key: Path | None = None
+    """The key of ``tls_cert``."""
 
 
 API_TOKENS_ENV = "TRADEKERNEL_API_TOKENS"
@@ -334,13 +340,15 @@ def parse_config(
         runner=runner,
         plugins=plugins,
         api=api,
-        components=_components(component_sections, {spec.name for spec in strategies}),
+        components=_components(component_sections, {spec.name for spec in strategies}, base),
     )
     kernel.reject_unknown()
     return config
 
 
-def _components(sections: list[_Section], strategy_names: set[str]) -> tuple[ComponentSpec, ...]:
+def _components(
+    sections: list[_Section], strategy_names: set[str], base: Path
+) -> tuple[ComponentSpec, ...]:
     specs: list[ComponentSpec] = []
     for section in sections:
         name = section.string("name", "")
@@ -373,6 +381,7 @@ def _components(sections: list[_Section], strategy_names: set[str]) -> tuple[Com
                     "backoff_max_ms", 10_000, minimum=backoff_initial, maximum=3_600_000
                 ),
                 cancel_on_down=section.boolean("cancel_on_down", True),
+                **_component_tls(section, base),
             )
         )
         section.reject_unknown()
@@ -397,6 +406,21 @@ def _api_tls(section: _Section, base: Path) -> TlsConfig | None:
     except TlsError as error:
         raise ConfigError(str(error)) from None
     return tls
+
+
+def _component_tls(section: _Section, base: Path) -> dict[str, Path | None]:
+    paths = {
+        key: _optional_path(section.string(key, ""), base)
+        for key in ("tls_ca", "tls_cert", "tls_key")
+    }
+    if (paths["tls_cert"] is None) != (paths["tls_key"] is None):
+        raise ConfigError(f"{section.path}.tls_cert: give tls_cert and tls_key together")
+    if paths["tls_cert"] is not None and paths["tls_ca"] is None:
+        raise ConfigError(f"{section.path}.tls_ca: mutual TLS needs the component's CA")
+    for key, path in paths.items():
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{section.path}.{key}: no such file: {path}")
+    return paths
 
 
 def _optional_path(text: str, base: Path) -> Path | None:

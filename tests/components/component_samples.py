@@ -1,6 +1,6 @@
 """Components the tests serve: the first-party imbalance strategy and misbehaving ones.
 
-Run from a shell with ``python -m tradekernel_sdk.remote samples:RecordingImbalance``
+Run from a shell with ``python -m tradekernel_sdk.remote component_samples:RecordingImbalance``
 (with this folder on ``PYTHONPATH``).
 """
 

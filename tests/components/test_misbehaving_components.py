@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samples import Crashy, GreedyDetector
+from component_harness import linked
+from component_samples import Crashy, GreedyDetector
 
 from kernel.adapters.base import RawFrame
-from support import linked
 
 
 def test_a_detector_sending_an_order_is_refused_and_its_detections_arrive(

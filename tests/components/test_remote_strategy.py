@@ -6,12 +6,12 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from samples import IMBALANCE_SETTINGS, OneShot, RecordingImbalance
+from component_harness import linked
+from component_samples import IMBALANCE_SETTINGS, OneShot, RecordingImbalance
 
 from kernel.adapters.base import RawFrame
 from kernel.risk import RiskConfig
 from kernel.risk.config import InstrumentLimits
-from support import linked
 from tradekernel_sdk.orders import OrderStatus
 
 

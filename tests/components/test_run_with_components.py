@@ -18,7 +18,7 @@ from kernel.service.config import ConfigError, parse_config
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DATA = ROOT / "kernel" / "data" / "binance_spot" / "btcusdt_20240808_head12000.gz"
-SPAWN = [sys.executable, "-m", "tradekernel_sdk.remote", "samples:RecordingImbalance"]
+SPAWN = [sys.executable, "-m", "tradekernel_sdk.remote", "component_samples:RecordingImbalance"]
 IMBALANCE = """
 venue = "binance"
 symbol = "BTCUSDT"
@@ -41,7 +41,9 @@ def install_entry_point(site: Path) -> None:
     (dist / "entry_points.txt").write_text(
         "[tradekernel.components]\npackaged_imbalance = packaged_components:COMPONENT\n"
     )
-    (site / "packaged_components.py").write_text('COMPONENT = "samples:RecordingImbalance"\n')
+    (site / "packaged_components.py").write_text(
+        'COMPONENT = "component_samples:RecordingImbalance"\n'
+    )
 
 
 def test_run_spawns_configured_and_entry_point_components_beside_in_process_strategies(
@@ -139,3 +141,19 @@ def test_components_tables_are_read_with_their_settings() -> None:
     first, second = config.components
     assert (first.endpoint, dict(first.settings)) == ("127.0.0.1:7001", {"symbol": "BTCUSDT"})
     assert second.command == ("python", "-m", "x") and second.backoff_max_ms == 500
+
+
+def test_mutual_tls_needs_the_component_ca_and_both_halves_of_the_kernel_certificate(
+    tmp_path: Path,
+) -> None:
+    pem = tmp_path / "any.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    base = {"name": "x", "endpoint": "127.0.0.1:1"}
+    with pytest.raises(ConfigError, match=r"components\[0\].tls_cert: give tls_cert and tls_key"):
+        parse_config({"components": [{**base, "tls_ca": str(pem), "tls_cert": str(pem)}]})
+    with pytest.raises(ConfigError, match=r"components\[0\].tls_ca: mutual TLS needs"):
+        parse_config({"components": [{**base, "tls_cert": str(pem), "tls_key": str(pem)}]})
+    with pytest.raises(ConfigError, match=r"components\[0\].tls_ca: no such file"):
+        parse_config({"components": [{**base, "tls_ca": str(tmp_path / "missing.pem")}]})
+    spec = parse_config({"components": [{**base, "tls_ca": str(pem)}]}).components[0]
+    assert spec.tls_ca == pem and spec.tls_cert is None

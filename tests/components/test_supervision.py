@@ -10,14 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from samples import IMBALANCE_SETTINGS
+from component_harness import Linked, link_to
+from component_samples import IMBALANCE_SETTINGS
 from trading_stack import TradingStack
 
 from kernel.adapters.base import RawFrame
 from kernel.components import ComponentState, sdk_command
 from kernel.orders import Order
 from kernel.service.config import ComponentSpec
-from support import Linked, link_to
 from tradekernel_sdk.orders import OrderStatus
 from tradekernel_sdk.remote import READY_PREFIX
 from tradekernel_sdk.strategy import load_strategy_config
@@ -45,7 +45,7 @@ def test_a_killed_component_is_marked_down_respawned_and_trades_again_while_the_
     stack.add("inside", Imbalance, load_strategy_config(Imbalance, IMBALANCE_SETTINGS, "inside"))
     spec = ComponentSpec(
         name="remote",
-        command=tuple(sdk_command("samples:RecordingImbalance")),
+        command=tuple(sdk_command("component_samples:RecordingImbalance")),
         settings=IMBALANCE_SETTINGS,
         backoff_initial_ms=50,
         backoff_max_ms=200,
@@ -124,7 +124,11 @@ def test_a_dialed_endpoint_that_is_not_up_yet_is_connected_when_it_comes_up(
             await Linked(stack, link, None).feed(btc_frames[:300], lockstep=False)
 
             process = subprocess.Popen(
-                [*sdk_command("samples:RecordingImbalance"), "--listen", f"127.0.0.1:{port}"],
+                [
+                    *sdk_command("component_samples:RecordingImbalance"),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                ],
                 stdout=subprocess.PIPE,
                 text=True,
             )

@@ -116,6 +116,7 @@ __all__ = [
     "SignalOut",
     "main",
     "serve",
+    "server_credentials",
     "start_server",
 ]
 
@@ -985,6 +986,32 @@ async def start_server(
     return server, servicer, f"{host}:{port}"
 
 
+def server_credentials(
+    cert_file: str | os.PathLike[str],
+    key_file: str | os.PathLike[str],
+    client_ca_file: str | os.PathLike[str] | None = None,
+) -> grpc.ServerCredentials:
+    """Return TLS credentials from PEM files; with ``client_ca_file`` the kernel must present a
+    certificate that CA signed (mutual TLS)."""
+
+    def read(path: str | os.PathLike[str], what: str) -> bytes:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            raise ValueError(f"{what}: cannot read {path}: {error.strerror}") from None
+        if b"-----BEGIN" not in data:
+            raise ValueError(f"{what}: {path} holds no PEM block")
+        return data
+
+    client_ca = None if client_ca_file is None else read(client_ca_file, "tls client CA")
+    return grpc.ssl_server_credentials(
+        [(read(key_file, "tls key"), read(cert_file, "tls certificate"))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
 def serve(
     target: Any,
     *,
@@ -1047,7 +1074,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--name", help="the component's name (default: the class name)")
     parser.add_argument("--config", help="configuration as JSON, used when the kernel sends none")
+    parser.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", help="the key of --tls-cert (PEM)")
+    parser.add_argument(
+        "--tls-client-ca", help="require the kernel to present a certificate this CA signed"
+    )
     args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
+    credentials = None
+    if args.tls_cert:
+        try:
+            credentials = server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
+        except ValueError as error:
+            parser.error(str(error))
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -1057,7 +1097,14 @@ def main(argv: list[str] | None = None) -> int:
     def announce(bound: str) -> None:
         print(f"{READY_PREFIX}{bound}", flush=True)
 
-    serve(target, address=args.listen, config=config, name=args.name, ready=announce)
+    serve(
+        target,
+        address=args.listen,
+        config=config,
+        name=args.name,
+        credentials=credentials,
+        ready=announce,
+    )
     return 0
 
 
