@@ -31,6 +31,11 @@ __all__ = ["PUBLIC_URL", "OkxMarketData"]
 PUBLIC_URL = "wss://ws.okx.com:8443/ws/v5/public"
 
 
+def _text(request: object) -> str:
+    """Encode a request as JSON text: OKX reads requests from text frames only."""
+    return orjson.dumps(request).decode()
+
+
 class OkxMarketData:
     """Keep ``inst_ids``' books on ``feed`` live from one public connection."""
 
@@ -43,6 +48,7 @@ class OkxMarketData:
         book_channel: str = "books",
         trades: bool = True,
         resync_after_s: float = 2.0,
+        ping_after_s: float = 25.0,
         backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
@@ -61,8 +67,8 @@ class OkxMarketData:
             subscribe=self._subscribe_all,
             on_close=self._on_close,
             app_ping=("ping", "pong"),
-            ping_after_s=25.0,
-            idle_timeout_s=35.0,
+            ping_after_s=ping_after_s,
+            idle_timeout_s=ping_after_s + 10.0,
             backoff=backoff,
             breaker=breaker,
         )
@@ -73,13 +79,13 @@ class OkxMarketData:
             args.append({"channel": "trades", "instId": inst_id})
         return args
 
-    def _subscribe_all(self) -> list[bytes]:
+    def _subscribe_all(self) -> list[str]:
         now = time.monotonic_ns()
         args = []
         for inst_id in self.inst_ids:
             args += self._args(inst_id)
             self._subscribed_ns[inst_id] = now
-        return [orjson.dumps({"op": "subscribe", "args": args})]
+        return [_text({"op": "subscribe", "args": args})]
 
     def _on_close(self, reason: str) -> None:
         self.feed.connection_lost(reason, time.time_ns())
@@ -115,6 +121,6 @@ class OkxMarketData:
         """Unsubscribe and subscribe the book again: OKX answers with a new snapshot."""
         args = self._args(inst_id, books_only=True)
         self._subscribed_ns[inst_id] = now
-        if await self.session.send(orjson.dumps({"op": "unsubscribe", "args": args})):
-            await self.session.send(orjson.dumps({"op": "subscribe", "args": args}))
+        if await self.session.send(_text({"op": "unsubscribe", "args": args})):
+            await self.session.send(_text({"op": "subscribe", "args": args}))
             self.resubscribes += 1
