@@ -104,6 +104,10 @@ class SessionEnded(Exception):
     """The session is over; the message says why."""
 
 
+class HeartbeatMissed(SessionEnded):
+    """The component said nothing for three heartbeat intervals."""
+
+
 @dataclass
 class ComponentStats:
     """What the kernel counts about one component."""
@@ -249,6 +253,10 @@ class ComponentLink:
                 address = await self._target()
                 await self._session(address)
                 reason = "session ended"
+            except HeartbeatMissed as error:
+                reason = str(error)
+                # A hung process would hang the next session too: start a new one.
+                await self._end_process()
             except SessionEnded as error:
                 reason = str(error)
             except grpc.aio.AioRpcError as error:
@@ -512,7 +520,7 @@ class ComponentLink:
             await asyncio.sleep(interval)
             silent = time.monotonic() - self._last_heard
             if silent > interval * _HEARTBEATS_MISSED:
-                raise SessionEnded(f"no heartbeat for {silent * 1000:.0f} ms")
+                raise HeartbeatMissed(f"no heartbeat for {silent * 1000:.0f} ms")
 
     # -- kernel -> component -------------------------------------------------
 

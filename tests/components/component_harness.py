@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,3 +82,26 @@ async def linked(
         await link.stop()
         await server.stop(grace=0.5)
         stack.close()
+
+
+@contextmanager
+def served_in_thread(target: Any) -> Iterator[tuple[str, ComponentServicer]]:
+    """Serve ``target`` on its own loop in a thread: a slow component cannot stall the kernel."""
+    ready: queue.Queue[tuple[str, ComponentServicer]] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        server, servicer, address = await start_server(target)
+        ready.put((address, servicer))
+        await stop.wait()
+        await server.stop(grace=0.5)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield ready.get(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

@@ -6,6 +6,7 @@ Run from a shell with ``python -m tradekernel_sdk.remote component_samples:Recor
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tradekernel_sdk import BookView, OrderIntent, Strategy
@@ -135,3 +136,19 @@ class GreedyDetector:
 
     def on_command_error(self, request_id: str, error: str) -> None:
         self.refusals.append(error)
+
+
+class Sluggish(Strategy):
+    """Takes two milliseconds over every book: the kernel's queue for it overflows."""
+
+    class Config(Strategy.Config, frozen=True, kw_only=True):
+        venue: str
+        symbol: str
+
+    def __init__(self, context: Any, config: Strategy.Config) -> None:
+        super().__init__(context, config)
+        self.books = 0
+
+    def on_book(self, update: BookDelta | BookSnapshot, book: BookView) -> None:
+        self.books += 1
+        time.sleep(0.002)

@@ -146,3 +146,41 @@ def test_a_dialed_endpoint_that_is_not_up_yet_is_connected_when_it_comes_up(
                 process.wait(10)
 
     asyncio.run(main())
+
+
+def test_a_hung_component_misses_its_heartbeats_and_is_replaced_by_a_new_process(
+    tmp_path: Path, btc_frames: list[RawFrame]
+) -> None:
+    stack = TradingStack(tmp_path / "journal.tkj")
+    spec = ComponentSpec(
+        name="hangs",
+        command=tuple(sdk_command("component_samples:RecordingImbalance")),
+        settings=IMBALANCE_SETTINGS,
+        heartbeat_ms=100,
+        backoff_initial_ms=20,
+        backoff_max_ms=50,
+    )
+    link = link_to(stack, spec)
+
+    async def main() -> None:
+        link.start()
+        try:
+            await link.wait_up(30)
+            assert link.process is not None
+            hung = link.process.pid
+            os.kill(hung, signal.SIGSTOP)
+            for _ in range(300):
+                if link.state is ComponentState.DOWN:
+                    break
+                await asyncio.sleep(0.01)
+            assert link.state is ComponentState.DOWN
+            assert link.down_reason.startswith("no heartbeat for")
+            await link.wait_up(30)
+            assert link.process is not None and link.process.pid != hung
+            await Linked(stack, link, None).feed(btc_frames[:2000])
+            assert orders_of(stack, "hangs")
+        finally:
+            await link.stop()
+            stack.close()
+
+    asyncio.run(main())
