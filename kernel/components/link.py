@@ -187,7 +187,6 @@ class ComponentLink:
         self._resync: set[tuple[str, str]] = set()
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
         self._subscribed: set[tuple[str, str, int]] = set()
-        self._results: dict[str, str] = {}  # request id -> client order id, for idempotency
         self._stopping = asyncio.Event()
         self._first_attempt = asyncio.Event()
         self._up = asyncio.Event()
@@ -682,7 +681,8 @@ class ComponentLink:
             self._reply(request_id, error=f"a {self.kind} may not send orders")
             return
         client_order_id = f"{self.name}-{request_id}"
-        if request_id in self._results or client_order_id in self.orders.orders:
+        # The order manager knows every id it was given (the journal, after a restart).
+        if client_order_id in self.orders.orders:
             self._reply(request_id, client_order_id=client_order_id)  # resent: places nothing
             return
         venue = self.venues.market_venue(message.venue)
@@ -692,7 +692,6 @@ class ComponentLink:
             self._reply(request_id, error=str(error))
             return
         self.stats.intents += 1
-        self._results[request_id] = client_order_id
         self.context.submit_as(intent, client_order_id)
         self._reply(request_id, client_order_id=client_order_id)
 
