@@ -455,7 +455,9 @@ class BinanceServer:
         path = request.match_info.get("path", "")
         if path in self.listen_keys:
             return await self._user_stream(request, path)
-        streams = [s for s in path.split("/") if s]
+        # ccxt connects to /ws/<n> (n counts its connections) and subscribes by
+        # message; Binance accepts such a path as a connection with no streams.
+        streams = [s for s in path.split("/") if s and not s.isdigit()]
         return await self._stream(request, streams, combined=False)
 
     def _connect(

@@ -103,8 +103,13 @@ class StreamConnection:
             if transport is not None:
                 transport.abort()
         else:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=code, message=reason.encode())
+            try:
+                # A client that stopped reading never sees the close frame: give up soon.
+                await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 1.0)
+            except Exception:
+                transport = self.request.transport
+                if transport is not None:
+                    transport.abort()
 
     async def stop(self) -> None:
         """Stop the writer (the handler is done with the connection)."""
