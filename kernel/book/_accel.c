@@ -6,8 +6,9 @@
  *   are converted here; for anything else (a sign, another shape, too many
  *   digits, a non-zero digit past the precision) it returns None and the caller
  *   converts the whole list in Python, which also raises the exact errors.
+ * apply_side: one side of L2Book.apply (dict writes, heappush of new prices).
  * heap_top: the `depth` smallest live keys of a lazily-deleted heap, as
- *   kernel.book.l2._heap_top computes them.
+ *   kernel.book.accel.python_heap_top computes them.
  *
  * kernel/book/accel.py chooses between these and the pure-Python reference;
  * tests/book/test_accel.py checks that both give identical results.
@@ -165,26 +166,149 @@ fixed_levels(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     return levels;
 }
 
-/* The frontier of heap_top: a binary min-heap of positions in `heap`, ordered by key. */
+/*
+ * heappush as the heapq module does it: append, then move the new item up
+ * while it is smaller than its parent.
+ */
+static int
+heap_push(PyObject *heap, PyObject *item)
+{
+    if (PyList_Append(heap, item) < 0) {
+        return -1;
+    }
+    Py_ssize_t at = PyList_GET_SIZE(heap) - 1;
+    PyObject **slots = ((PyListObject *)heap)->ob_item;
+    PyObject *new_item = slots[at];
+    while (at > 0) {
+        const Py_ssize_t parent_at = (at - 1) >> 1;
+        PyObject *parent = slots[parent_at];
+        const int less = PyObject_RichCompareBool(new_item, parent, Py_LT);
+        if (less < 0) {
+            return -1;
+        }
+        if (!less) {
+            break;
+        }
+        slots[at] = parent;
+        at = parent_at;
+    }
+    slots[at] = new_item;
+    return 0;
+}
+
+/*
+ * apply_side(levels, heap, updates, sign): what L2Book.apply does for one side.
+ * Returns False, having changed nothing, when `updates` is not a list or tuple
+ * of (int, int) tuples; L2Book.apply then runs its Python loop.
+ */
+static PyObject *
+apply_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(levels, heap, updates, sign)");
+        return NULL;
+    }
+    PyObject *levels = args[0];
+    PyObject *heap = args[1];
+    PyObject *updates = args[2];
+    const long sign = PyLong_AsLong(args[3]);
+    if (sign == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(levels) || !PyList_CheckExact(heap) ||
+        !(PyList_CheckExact(updates) || PyTuple_CheckExact(updates))) {
+        Py_RETURN_FALSE;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(updates);
+    const Py_ssize_t count = PySequence_Fast_GET_SIZE(updates);
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *item = items[index];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(item, 0)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(item, 1))) {
+            Py_RETURN_FALSE;
+        }
+    }
+    /* Nothing below runs Python code (int hashing and comparison are C), so
+       `updates` cannot change under us. */
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *price = PyTuple_GET_ITEM(items[index], 0);
+        PyObject *size = PyTuple_GET_ITEM(items[index], 1);
+        const int nonzero = PyObject_IsTrue(size);
+        if (nonzero < 0) {
+            return NULL;
+        }
+        if (nonzero) {
+            const int known = PyDict_Contains(levels, price);
+            if (known < 0) {
+                return NULL;
+            }
+            if (!known) {
+                PyObject *key = sign < 0 ? PyNumber_Negative(price) : Py_NewRef(price);
+                if (key == NULL) {
+                    return NULL;
+                }
+                const int pushed = heap_push(heap, key);
+                Py_DECREF(key);
+                if (pushed < 0) {
+                    return NULL;
+                }
+            }
+            if (PyDict_SetItem(levels, price, size) < 0) {
+                return NULL;
+            }
+        }
+        else {
+            /* Deleting a level the side does not hold is a no-op. */
+            const int known = PyDict_Contains(levels, price);
+            if (known < 0 || (known && PyDict_DelItem(levels, price) < 0)) {
+                return NULL;
+            }
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+/*
+ * The frontier of heap_top: a binary min-heap of heap positions with their
+ * keys read once into C integers, so ordering the frontier touches no Python
+ * object.
+ */
 typedef struct {
-    Py_ssize_t *slots;
+    long long key;
+    Py_ssize_t position;
+} Candidate;
+
+typedef struct {
+    Candidate *slots;
     Py_ssize_t count;
     Py_ssize_t capacity;
 } Frontier;
 
-/* Return 1 when heap[a] < heap[b], 0 when not, -1 on error. */
+/* Read heap[position] as a C integer; 0 on success, 1 when it does not fit, -1 on error. */
 static int
-key_less(PyObject *heap, Py_ssize_t a, Py_ssize_t b)
+read_key(PyObject *heap, Py_ssize_t position, long long *key)
 {
-    return PyObject_RichCompareBool(PyList_GET_ITEM(heap, a), PyList_GET_ITEM(heap, b), Py_LT);
+    int overflow = 0;
+    *key = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(heap, position), &overflow);
+    if (*key == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return overflow != 0;
 }
 
+/* Push heap[position]; 0 on success, 1 when its key does not fit, -1 on error. */
 static int
 frontier_push(Frontier *frontier, PyObject *heap, Py_ssize_t position)
 {
+    long long key;
+    const int status = read_key(heap, position, &key);
+    if (status != 0) {
+        return status;
+    }
     if (frontier->count == frontier->capacity) {
         const Py_ssize_t capacity = frontier->capacity * 2;
-        Py_ssize_t *slots = PyMem_Realloc(frontier->slots, capacity * sizeof(Py_ssize_t));
+        Candidate *slots = PyMem_Realloc(frontier->slots, capacity * sizeof(Candidate));
         if (slots == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -192,31 +316,27 @@ frontier_push(Frontier *frontier, PyObject *heap, Py_ssize_t position)
         frontier->slots = slots;
         frontier->capacity = capacity;
     }
-    Py_ssize_t *slots = frontier->slots;
+    Candidate *slots = frontier->slots;
     Py_ssize_t at = frontier->count++;
     while (at > 0) {
         const Py_ssize_t parent = (at - 1) / 2;
-        const int less = key_less(heap, position, slots[parent]);
-        if (less < 0) {
-            return -1;
-        }
-        if (!less) {
+        if (slots[parent].key <= key) {
             break;
         }
         slots[at] = slots[parent];
         at = parent;
     }
-    slots[at] = position;
+    slots[at].key = key;
+    slots[at].position = position;
     return 0;
 }
 
-/* Remove the smallest position into *out; return -1 on error. */
-static int
-frontier_pop(Frontier *frontier, PyObject *heap, Py_ssize_t *out)
+static Candidate
+frontier_pop(Frontier *frontier)
 {
-    Py_ssize_t *slots = frontier->slots;
-    *out = slots[0];
-    const Py_ssize_t last = slots[--frontier->count];
+    Candidate *slots = frontier->slots;
+    const Candidate smallest = slots[0];
+    const Candidate last = slots[--frontier->count];
     const Py_ssize_t count = frontier->count;
     Py_ssize_t at = 0;
     while (1) {
@@ -224,18 +344,10 @@ frontier_pop(Frontier *frontier, PyObject *heap, Py_ssize_t *out)
         if (child >= count) {
             break;
         }
-        if (child + 1 < count) {
-            const int right_less = key_less(heap, slots[child + 1], slots[child]);
-            if (right_less < 0) {
-                return -1;
-            }
-            child += right_less;
+        if (child + 1 < count && slots[child + 1].key < slots[child].key) {
+            child++;
         }
-        const int less = key_less(heap, slots[child], last);
-        if (less < 0) {
-            return -1;
-        }
-        if (!less) {
+        if (slots[child].key >= last.key) {
             break;
         }
         slots[at] = slots[child];
@@ -244,7 +356,25 @@ frontier_pop(Frontier *frontier, PyObject *heap, Py_ssize_t *out)
     if (count) {
         slots[at] = last;
     }
-    return 0;
+    return smallest;
+}
+
+/* The pure-Python walk, for heaps holding keys beyond 64 bits. */
+static PyObject *
+python_heap_top(PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *reference = PyImport_ImportModule("kernel.book.accel");
+    if (reference == NULL) {
+        return NULL;
+    }
+    PyObject *walk = PyObject_GetAttrString(reference, "python_heap_top");
+    Py_DECREF(reference);
+    if (walk == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_Vectorcall(walk, args, nargs, NULL);
+    Py_DECREF(walk);
+    return result;
 }
 
 static PyObject *
@@ -270,65 +400,59 @@ heap_top(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     if (found == NULL || size == 0 || depth <= 0) {
         return found;
     }
-    Frontier frontier = {PyMem_Malloc(16 * sizeof(Py_ssize_t)), 0, 16};
+    Frontier frontier = {PyMem_Malloc(32 * sizeof(Candidate)), 0, 32};
     if (frontier.slots == NULL) {
         Py_DECREF(found);
         return PyErr_NoMemory();
     }
-    frontier.slots[frontier.count++] = 0;
+    int status = frontier_push(&frontier, heap, 0);
     /* Keys leave the frontier in ascending order, so a repeated price can only
        repeat the last one found. */
-    PyObject *last_found = NULL;
-    while (frontier.count && PyList_GET_SIZE(found) < depth) {
-        Py_ssize_t position;
-        if (frontier_pop(&frontier, heap, &position) < 0) {
-            goto error;
-        }
-        PyObject *key = PyList_GET_ITEM(heap, position);
-        PyObject *price = sign < 0 ? PyNumber_Negative(key) : Py_NewRef(key);
-        if (price == NULL) {
-            goto error;
-        }
-        const int live = PyDict_Contains(levels, price);
-        Py_DECREF(price);
-        if (live < 0) {
-            goto error;
-        }
-        if (live) {
-            const int repeated =
-                last_found == NULL ? 0 : PyObject_RichCompareBool(key, last_found, Py_EQ);
-            if (repeated < 0) {
-                goto error;
+    int any_found = 0;
+    long long last_found = 0;
+    while (status == 0 && frontier.count && PyList_GET_SIZE(found) < depth) {
+        const Candidate candidate = frontier_pop(&frontier);
+        if (!any_found || candidate.key != last_found) {
+            PyObject *key = PyList_GET_ITEM(heap, candidate.position);
+            PyObject *price = sign < 0 ? PyNumber_Negative(key) : Py_NewRef(key);
+            if (price == NULL) {
+                status = -1;
+                break;
             }
-            if (!repeated) {
-                if (PyList_Append(found, key) < 0) {
-                    goto error;
-                }
-                last_found = key;
+            const int live = PyDict_Contains(levels, price);
+            Py_DECREF(price);
+            if (live < 0 || (live && PyList_Append(found, key) < 0)) {
+                status = -1;
+                break;
+            }
+            if (live) {
+                any_found = 1;
+                last_found = candidate.key;
             }
         }
-        const Py_ssize_t child = 2 * position + 1;
+        const Py_ssize_t child = 2 * candidate.position + 1;
         if (child < size) {
-            if (frontier_push(&frontier, heap, child) < 0) {
-                goto error;
-            }
-            if (child + 1 < size && frontier_push(&frontier, heap, child + 1) < 0) {
-                goto error;
+            status = frontier_push(&frontier, heap, child);
+            if (status == 0 && child + 1 < size) {
+                status = frontier_push(&frontier, heap, child + 1);
             }
         }
     }
     PyMem_Free(frontier.slots);
-    return found;
-error:
-    PyMem_Free(frontier.slots);
+    if (status == 0) {
+        return found;
+    }
     Py_DECREF(found);
-    return NULL;
+    return status < 0 ? NULL : python_heap_top(args, nargs);
 }
 
 static PyMethodDef accel_methods[] = {
     {"fixed_levels", (PyCFunction)(void (*)(void))fixed_levels, METH_FASTCALL,
      "fixed_levels(raw, price_precision, size_precision) -> list of (price, size), or None "
      "when the pure-Python conversion has to decide."},
+    {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
+     "apply_side(levels, heap, updates, sign) -> True when applied, False when L2Book.apply "
+     "must run its Python loop."},
     {"heap_top", (PyCFunction)(void (*)(void))heap_top, METH_FASTCALL,
      "heap_top(heap, levels, depth, sign) -> the depth smallest live keys, smallest first."},
     {NULL, NULL, 0, NULL},

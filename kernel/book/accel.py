@@ -2,7 +2,10 @@
 
 * :func:`fixed_levels` turns a venue's ``[["price", "size"], ...]`` into
   fixed-point ``(price, size)`` tuples;
-* :func:`heap_top` walks a lazily-deleted heap for a book's depth view.
+* :func:`heap_top` walks a lazily-deleted heap for a book's depth view;
+* :data:`apply_side` applies one side of a diff to a book's dict and heap
+  (``None`` without the extension; :meth:`~kernel.book.l2.L2Book.apply` then
+  runs its own loop, the reference).
 
 The pure-Python functions here are the reference: ``kernel/book/_accel.c``
 computes the same results (``tests/book/test_accel.py`` checks both on
@@ -24,6 +27,7 @@ from tradekernel_sdk.types import Level
 
 __all__ = [
     "COMPILED",
+    "apply_side",
     "fixed_levels",
     "heap_top",
     "python_fixed_levels",
@@ -65,6 +69,8 @@ def python_heap_top(heap: list[int], levels: dict[int, int], depth: int, sign: i
 
 _compiled_levels: Callable[[Any, int, int], list[Level] | None] | None = None
 heap_top: Callable[[list[int], dict[int, int], int, int], list[int]] = python_heap_top
+apply_side: Callable[[dict[int, int], list[int], Any, int], bool] | None = None
+"""``apply_side(levels, heap, updates, sign)``: True when applied, False when declined."""
 
 if not os.environ.get("TRADEKERNEL_PURE_PYTHON"):
     try:
@@ -74,6 +80,7 @@ if not os.environ.get("TRADEKERNEL_PURE_PYTHON"):
     else:
         _compiled_levels = _accel.fixed_levels
         heap_top = _accel.heap_top
+        apply_side = _accel.apply_side
 
 COMPILED: bool = _compiled_levels is not None
 """Whether the compiled helpers are in use."""

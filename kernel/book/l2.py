@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
-from kernel.book.accel import heap_top
+from kernel.book.accel import apply_side, heap_top
 from tradekernel_sdk.types import Level
 
 __all__ = ["L2Book"]
@@ -69,26 +69,29 @@ class L2Book:
         """Apply level updates: set each level's size, deleting it when the size is 0."""
         levels = self.bids
         heap = self._bid_heap
-        for price, size in bids:
-            if size:
-                if price not in levels:
-                    heappush(heap, -price)
-                levels[price] = size
-            else:
-                levels.pop(price, None)
+        # The compiled loop does exactly what the Python loop below does, or declines.
+        if apply_side is None or not apply_side(levels, heap, bids, -1):
+            for price, size in bids:
+                if size:
+                    if price not in levels:
+                        heappush(heap, -price)
+                    levels[price] = size
+                else:
+                    levels.pop(price, None)
         if len(heap) > _HEAP_SLACK * len(levels) + _HEAP_MIN_REBUILD:
             self._bid_heap = [-price for price in levels]
             heapify(self._bid_heap)
 
         levels = self.asks
         heap = self._ask_heap
-        for price, size in asks:
-            if size:
-                if price not in levels:
-                    heappush(heap, price)
-                levels[price] = size
-            else:
-                levels.pop(price, None)
+        if apply_side is None or not apply_side(levels, heap, asks, 1):
+            for price, size in asks:
+                if size:
+                    if price not in levels:
+                        heappush(heap, price)
+                    levels[price] = size
+                else:
+                    levels.pop(price, None)
         if len(heap) > _HEAP_SLACK * len(levels) + _HEAP_MIN_REBUILD:
             self._ask_heap = list(levels)
             heapify(self._ask_heap)

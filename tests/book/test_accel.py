@@ -169,3 +169,82 @@ def test_the_pure_python_path_is_used_when_asked() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "kernel.book.accel"]
+
+
+def _python_apply_side(
+    levels: dict[int, int], heap: list[int], updates: list[tuple[int, int]], sign: int
+) -> None:
+    """L2Book.apply's Python loop for one side."""
+    for price, size in updates:
+        if size:
+            if price not in levels:
+                heappush(heap, price * sign)
+            levels[price] = size
+        else:
+            levels.pop(price, None)
+
+
+_UPDATES = st.lists(st.tuples(st.integers(-20, 200), st.integers(-2, 3)), max_size=60)
+
+
+@settings(max_examples=500)
+@given(st.lists(_UPDATES, max_size=8), st.sampled_from([1, -1]), st.booleans())
+def test_applying_a_side_leaves_the_same_dict_and_heap(
+    diffs: list[list[tuple[int, int]]], sign: int, as_tuple: bool
+) -> None:
+    levels: dict[int, int] = {}
+    heap: list[int] = []
+    expected_levels: dict[int, int] = {}
+    expected_heap: list[int] = []
+    for updates in diffs:
+        assert compiled.apply_side(levels, heap, tuple(updates) if as_tuple else updates, sign)
+        _python_apply_side(expected_levels, expected_heap, updates, sign)
+        assert levels == expected_levels
+        assert heap == expected_heap  # same heappush, same layout
+
+
+@pytest.mark.parametrize(
+    "updates",
+    [
+        [(1, 1), [2, 1]],
+        [(1, 1), (2,)],
+        [(1, 1), (2, 1.0)],
+        [(True, 1)],
+        iter([(1, 1)]),
+        {(1, 1)},
+    ],
+)
+def test_a_side_it_cannot_apply_is_left_untouched(updates: Any) -> None:
+    levels = {5: 1}
+    heap = [5]
+    assert compiled.apply_side(levels, heap, updates, 1) is False
+    assert levels == {5: 1} and heap == [5]
+
+
+def test_heap_walk_past_64_bits_uses_the_reference() -> None:
+    heap = [2**70, 2**71, 3]
+    heapify(heap)
+    levels = dict.fromkeys(heap, 1)
+    assert compiled.heap_top(heap, levels, 2, 1) == [3, 2**70]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(_UPDATES, _UPDATES), max_size=12), st.integers(1, 12))
+def test_a_book_on_the_pure_python_path_ends_as_the_compiled_one(
+    diffs: list[tuple[list[tuple[int, int]], list[tuple[int, int]]]], depth: int
+) -> None:
+    from kernel.book import L2Book, l2
+
+    fast = L2Book()
+    for bids, asks in diffs:
+        fast.apply(bids, asks)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(l2, "apply_side", None)
+        patch.setattr(l2, "heap_top", accel.python_heap_top)
+        pure = L2Book()
+        for bids, asks in diffs:
+            pure.apply(bids, asks)
+        assert (fast.bids, fast.asks) == (pure.bids, pure.asks)
+        assert (fast._bid_heap, fast._ask_heap) == (pure._bid_heap, pure._ask_heap)
+        pure_views = (pure.bid_levels(depth), pure.ask_levels(depth), pure.best_bid())
+    assert (fast.bid_levels(depth), fast.ask_levels(depth), fast.best_bid()) == pure_views
