@@ -17,6 +17,7 @@ from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.adapters.registry import create_feed
 from kernel.api import ApiParts, ApiServer
 from kernel.bus import Bus
+from kernel.live.component import LiveMarketDataComponent, create_runner
 from kernel.metrics import StageLatency, TickToOrder
 from kernel.plugins import PluginHost
 from kernel.service.components import (
@@ -102,17 +103,25 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
 
     feeds: dict[str, Feed] = {}
     latencies: dict[str, StageLatency] = {}
-    for replay_config in config.replay:
-        if replay_config.venue in feeds:
+    sources = [(c.venue, c.verify) for c in config.replay] + [(c.venue, True) for c in config.live]
+    for venue, verify in sources:
+        if venue in feeds:
             continue
         latency = StageLatency()
-        feed = create_feed(
-            replay_config.venue, bus, verify=replay_config.verify, latency=latency, probe=probe
-        )
-        feeds[replay_config.venue] = feed
-        latencies[replay_config.venue] = latency
+        feed = create_feed(venue, bus, verify=verify, latency=latency, probe=probe)
+        feeds[venue] = feed
+        latencies[venue] = latency
         if metrics is not None:
-            metrics.server.collector.add_feed(replay_config.venue, feed.stats, latency)
+            metrics.server.collector.add_feed(venue, feed.stats, latency)
+    for live_config in config.live:
+        runner = create_runner(
+            live_config.venue,
+            feeds[live_config.venue],
+            list(live_config.symbols),
+            {"ws_url": live_config.ws_url, "rest_url": live_config.rest_url},
+        )
+        # Started with the other components, before trading: books fill while strategies load.
+        components.append(LiveMarketDataComponent(live_config.venue, runner))
 
     instruments: dict[str, Instrument] = dict(KNOWN_INSTRUMENTS.get(config.paper.market_venue, {}))
     market_feed = feeds.get(config.paper.market_venue)

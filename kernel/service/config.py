@@ -16,6 +16,7 @@ from typing import Any
 
 from kernel.adapters.registry import REPLAY_VENUES
 from kernel.api.tls import TlsConfig, TlsError
+from kernel.live.component import LIVE_VENUES
 from kernel.risk.config import RiskConfig, RiskConfigError, parse_risk_config
 from kernel.trading.runner import RunnerPolicy
 
@@ -70,6 +71,16 @@ class ReplayConfig:
     files: tuple[Path, ...]
     speed: float | None = None  # None: as fast as possible
     verify: bool = True
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """One venue connected live; its frames go through the same verified feed as a replay."""
+
+    venue: str
+    symbols: tuple[str, ...]
+    ws_url: str = ""  # empty: the venue's production address
+    rest_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,7 @@ class KernelConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     replay: tuple[ReplayConfig, ...] = ()
+    live: tuple[LiveConfig, ...] = ()
     paper: PaperConfig = field(default_factory=PaperConfig)
     shutdown_timeout_s: float = 10.0
     exit_when_replay_done: bool = True
@@ -232,6 +244,7 @@ def parse_config(
     metrics_section = reader.section("metrics")
     paper_section = reader.section("paper")
     replays = reader.array_of_tables("replay")
+    lives = reader.array_of_tables("live")
     journal_section = reader.section("journal")
     runner_section = reader.section("runner")
     plugins_section = reader.section("plugins")
@@ -326,10 +339,29 @@ def parse_config(
             )
         )
         section.reject_unknown()
+    live_configs: list[LiveConfig] = []
+    for index, section in enumerate(lives):
+        prefix = f"live[{index}]"
+        symbols = tuple(section.strings("symbols", None))
+        if not symbols:
+            raise ConfigError(f"{prefix}.symbols: at least one symbol is required")
+        live_config = LiveConfig(
+            venue=section.choice("venue", tuple(LIVE_VENUES), None),
+            symbols=symbols,
+            ws_url=section.string("ws_url", ""),
+            rest_url=section.string("rest_url", ""),
+        )
+        section.reject_unknown()
+        if any(other.venue == live_config.venue for other in live_configs) or any(
+            replay.venue == live_config.venue for replay in replay_configs
+        ):
+            raise ConfigError(f"{prefix}.venue: {live_config.venue} is already a data source")
+        live_configs.append(live_config)
     config = KernelConfig(
         logging=log_config,
         metrics=metrics,
         replay=tuple(replay_configs),
+        live=tuple(live_configs),
         paper=paper,
         shutdown_timeout_s=kernel.number("shutdown_timeout_s", 10.0, minimum=0.1, maximum=600.0),
         exit_when_replay_done=kernel.boolean("exit_when_replay_done", True),

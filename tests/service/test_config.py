@@ -120,3 +120,31 @@ def test_invalid_api_settings_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("<", "<")):
         parse_config(raw, environ=environ)
+
+
+def test_live_venues_are_parsed_and_checked() -> None:
+    config = parse_config(
+        {
+            "live": [
+                {
+                    "venue": "binance",
+                    "symbols": ["BTCUSDT", "ETHUSDT"],
+                    "ws_url": "ws://127.0.0.1:9001",
+                    "rest_url": "http://127.0.0.1:9001",
+                }
+            ]
+        }
+    )
+    (live,) = config.live
+    assert live.venue == "binance"
+    assert live.symbols == ("BTCUSDT", "ETHUSDT")
+    assert live.ws_url == "ws://127.0.0.1:9001"
+    with pytest.raises(ConfigError, match=r"live\[0\].symbols: at least one symbol"):
+        parse_config({"live": [{"venue": "okx", "symbols": []}]})
+    with pytest.raises(ConfigError, match=r"live\[0\].venue"):
+        parse_config({"live": [{"venue": "nasdaq", "symbols": ["AAPL"]}]})
+    with pytest.raises(ConfigError, match=r"live\[1\].venue: okx is already a data source"):
+        twice = [{"venue": "okx", "symbols": ["A"]}, {"venue": "okx", "symbols": ["B"]}]
+        parse_config({"live": twice})
+    with pytest.raises(ConfigError, match=r"live\[0\].wsurl"):
+        parse_config({"live": [{"venue": "okx", "symbols": ["A"], "wsurl": "x"}]})
