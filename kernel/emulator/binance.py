@@ -28,7 +28,8 @@ endpoints", "WebSocket streams", "User data stream", "Errors"):
   (default 5000, at most 60000), else -1021; missing parameters -1102.
 * ``POST /api/v3/order`` (LIMIT with GTC/IOC/FOK, LIMIT_MAKER, MARKET by
   ``quantity``; ACK/RESULT/FULL answers), ``DELETE /api/v3/order``,
-  ``GET /api/v3/order``, ``GET /api/v3/openOrders``, ``GET /api/v3/account``.
+  ``GET /api/v3/order``, ``GET /api/v3/openOrders``, ``GET /api/v3/account``,
+  ``GET /api/v3/myTrades`` (by ``symbol``, optionally ``orderId``).
   Refusals: -1121 invalid symbol, -1013 filter failures, -1111 precision,
   -2010 insufficient balance / duplicate / would take (LIMIT_MAKER), -2011
   unknown order on cancel, -2013 order does not exist.
@@ -283,6 +284,7 @@ class BinanceServer:
         app.router.add_get("/api/v3/order", self._signed(self._query_order))
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/account", self._signed(self._account))
+        app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
         app.router.add_post("/api/v3/userDataStream", self._listen_key_new)
         app.router.add_put("/api/v3/userDataStream", self._listen_key_keepalive)
         app.router.add_delete("/api/v3/userDataStream", self._listen_key_close)
@@ -305,6 +307,8 @@ class BinanceServer:
             return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
         if path == "/api/v3/openOrders":
             return 6 if "symbol" in request.query else 80
+        if path == "/api/v3/myTrades":
+            return 5 if "orderId" in request.query else 20
         return _WEIGHTS.get(path, 1)
 
     @web.middleware
@@ -765,6 +769,36 @@ class BinanceServer:
     async def _open_orders(self, request: web.Request, params: dict[str, str]) -> web.Response:
         symbol = params.get("symbol")
         return _json([_order_fields(order) for order in self.engine.open_orders(symbol)])
+
+    async def _my_trades(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        symbol = params.get("symbol", "")
+        if not symbol:
+            raise _Refusal(_missing("symbol"))
+        order_id = params.get("orderId", "")
+        if order_id and not order_id.isdigit():
+            raise _Refusal(_missing("orderId"))
+        trades = [
+            {
+                "symbol": order.symbol,
+                "id": fill.trade_id,
+                "orderId": order.order_id,
+                "orderListId": -1,
+                "price": order.price_text(fill.price),
+                "qty": order.size_text(fill.quantity),
+                "quoteQty": order.quote_text(fill.price * fill.quantity),
+                "commission": from_fixed(fill.fee, FEE_PRECISION),
+                "commissionAsset": order.instrument.quote,
+                "time": fill.time_ms,
+                "isBuyer": order.side is OrderSide.BUY,
+                "isMaker": fill.maker,
+                "isBestMatch": True,
+            }
+            for order in self.engine.orders_of(symbol)
+            if not order_id or order.order_id == int(order_id)
+            for fill in order.fills
+        ]
+        trades.sort(key=lambda trade: trade["id"])
+        return _json(trades)
 
     async def _account(self, request: web.Request, params: dict[str, str]) -> web.Response:
         engine = self.engine

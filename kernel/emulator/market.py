@@ -192,7 +192,9 @@ class ReplayMarket:
                     paused_at = loop.time()
                     await self._running.wait()
                     wall_start += loop.time() - paused_at
-                if self.speed is not None:
+                # REST captures (instruments) are reference data, played at once: they
+                # can precede the stream by minutes.
+                if self.speed is not None and not frame.source.startswith("rest:"):
                     if first_ns is None:
                         first_ns = frame.recv_ns
                     due = wall_start + (frame.recv_ns - first_ns) / 1e9 / self.speed

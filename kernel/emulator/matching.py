@@ -232,6 +232,10 @@ class OrderEngine:
                 return order
         return None
 
+    def orders_of(self, symbol: str) -> list[EmulatedOrder]:
+        """Return every order of ``symbol``, open or not, oldest first."""
+        return [o for o in self._orders.values() if o.symbol == symbol]
+
     def open_orders(self, symbol: str | None = None) -> list[EmulatedOrder]:
         """Return the working orders, oldest first."""
         return [
