@@ -21,6 +21,7 @@ from kernel.cli_api import (
     add_plugin_api_commands,
     run_api_command,
 )
+from kernel.emulator.cli import serve as serve_emulator
 from kernel.journal import verify as verify_journal
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
@@ -122,8 +123,33 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("files", nargs="+", type=Path, metavar="FILE")
     convert.add_argument("--out", required=True, type=Path, help="the TKR1 file to write")
     convert.add_argument("--codec", default="zstd", choices=sorted(CODECS))
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve a venue emulator on 127.0.0.1 that replays recordings",
+        description="Serve Binance spot or OKX wire formats on 127.0.0.1 (REST and "
+        "websockets), replaying recorded frames and matching signed orders against the "
+        "replayed book. See docs/emulator.md.",
+    )
+    emulator.add_argument("--venue", required=True, choices=("binance", "okx"))
+    emulator.add_argument("--data", nargs="+", required=True, type=Path, metavar="FILE")
+    emulator.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    emulator.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        metavar="X|max",
+        help="replay at X times recorded speed, or 'max' (default: as fast as clients read)",
+    )
     add_api_commands(commands)
     return parser
+
+
+def _emulator_command(args: argparse.Namespace) -> int:
+    missing = [str(path) for path in args.data if not path.exists()]
+    if missing:
+        print(f"tradekernel emulator: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    return uvloop.run(serve_emulator(args.venue, args.data, port=args.port, speed=args.speed))
 
 
 def _convert_command(args: argparse.Namespace) -> int:
@@ -218,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay_command(args)
     if args.command == "convert":
         return _convert_command(args)
+    if args.command == "emulator":
+        return _emulator_command(args)
     if args.command == "journal":
         return _journal_verify_command(args)
     if args.command == "plugins":
