@@ -777,7 +777,7 @@ class BinanceServer:
         order_id = params.get("orderId", "")
         if order_id and not order_id.isdigit():
             raise _Refusal(_missing("orderId"))
-        trades = [
+        trades: list[dict[str, Any]] = [
             {
                 "symbol": order.symbol,
                 "id": fill.trade_id,

@@ -371,6 +371,9 @@ def test_a_signed_order_fills_against_the_replayed_book_and_reaches_the_user_str
                     },
                 )
                 events = await _user_messages(user, until="TRADE")
+                _, trades, _ = await binance_signed(
+                    http, emulator, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"}
+                )
         assert status == 200, order
         assert headers["X-MBX-ORDER-COUNT-10S"] == "1"
         assert order["status"] == "FILLED"
@@ -379,6 +382,9 @@ def test_a_signed_order_fills_against_the_replayed_book_and_reaches_the_user_str
         assert [(f["price"], f["qty"]) for f in order["fills"]] == [(best_price, best_size)]
         assert Decimal(order["cummulativeQuoteQty"]) == Decimal(best_price) * Decimal(best_size)
 
+        assert [(t["orderId"], t["price"], t["qty"], t["isBuyer"]) for t in trades] == [
+            (order["orderId"], best_price, best_size, True)
+        ]
         reports = [e for e in events if e["e"] == "executionReport"]
         assert [(r["x"], r["X"]) for r in reports] == [("NEW", "NEW"), ("TRADE", "FILLED")]
         trade = reports[-1]
