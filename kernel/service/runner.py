@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import uvloop
 
+from kernel.live.session import SessionStats
 from kernel.portfolio import MONEY_PRECISION
 from kernel.service.builder import KernelApp, build
 from kernel.service.components import TradingComponent
@@ -56,6 +57,15 @@ def summary(app: KernelApp) -> dict[str, Any]:
     trading = app.trading
     if trading is not None and trading.orders is not None and trading.context is not None:
         result["trading"] = _trading_summary(app, trading)
+    if app.components is not None:
+        result["components"] = app.components.report()
+    live = {}
+    for part in app.lifecycle.components:
+        stats = getattr(part, "session_stats", None)
+        if isinstance(stats, SessionStats):
+            live[part.name.removeprefix("live:")] = stats.as_dict()
+    if live:
+        result["live"] = live
     return result
 
 
@@ -174,6 +184,19 @@ def format_summary(data: dict[str, Any]) -> str:
         lines.append(
             f"journal           {trading['journal_records']:,} records "
             f"({trading['recovered_records']:,} recovered at start)"
+        )
+    for venue, figures in data.get("live", {}).items():
+        lines.append(
+            f"live {venue:<12} {figures['connects']:,} connects, "
+            f"{figures['disconnects']:,} disconnects, {figures['frames']:,} frames"
+        )
+    for name, figures in data.get("components", {}).items():
+        reason = figures["down_reason"]
+        state = figures["state"] + (f" ({reason})" if reason else "")
+        lines.append(
+            f"component {name:<11} {state}: {figures['sessions']:,} sessions, "
+            f"{figures['intents']:,} intents, {figures['refused']:,} refused, "
+            f"{figures['dropped']:,} dropped, {figures['downs']:,} downs"
         )
     lines.append(f"stopped because   {data['shutdown_reason']}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from kernel.emulator import Emulator
 from kernel.live.component import LiveMarketDataComponent
 from kernel.service.builder import build
 from kernel.service.config import parse_config
+from kernel.service.runner import format_summary, summary
 from tradekernel_sdk.types import BookState
 
 BTC = (
@@ -67,5 +68,8 @@ def test_a_live_venue_feeds_the_strategies_and_the_paper_venue(tmp_path: Path) -
             stats = live[0].session_stats
             assert stats is not None and stats.connects == 1
             assert feed.stats.gaps == 0
+            report = summary(app)
+            assert report["live"]["binance"]["connects"] == 1
+            assert "live binance" in format_summary(report)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
