@@ -7,8 +7,8 @@
  *   digits, a non-zero digit past the precision) it returns None and the caller
  *   converts the whole list in Python, which also raises the exact errors.
  * apply_side: one side of L2Book.apply (dict writes, heappush of new prices).
- * heap_top: the `depth` smallest live keys of a lazily-deleted heap, as
- *   kernel.book.accel.python_heap_top computes them.
+ * top_levels: the (price, size) of the `depth` best live prices of a
+ *   lazily-deleted heap, as kernel.book.accel.python_top_levels finds them.
  *
  * kernel/book/accel.py chooses between these and the pure-Python reference;
  * tests/book/test_accel.py checks that both give identical results.
@@ -270,7 +270,7 @@ apply_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
- * The frontier of heap_top: a binary min-heap of heap positions with their
+ * The frontier of top_levels: a binary min-heap of heap positions with their
  * keys read once into C integers, so ordering the frontier touches no Python
  * object.
  */
@@ -359,35 +359,40 @@ frontier_pop(Frontier *frontier)
     return smallest;
 }
 
-/* The pure-Python walk, for heaps holding keys beyond 64 bits. */
+/* The pure-Python function `name` of kernel.book.accel, for heaps holding keys beyond 64 bits. */
 static PyObject *
-python_heap_top(PyObject *const *args, Py_ssize_t nargs)
+call_reference(const char *name, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *reference = PyImport_ImportModule("kernel.book.accel");
     if (reference == NULL) {
         return NULL;
     }
-    PyObject *walk = PyObject_GetAttrString(reference, "python_heap_top");
+    PyObject *function = PyObject_GetAttrString(reference, name);
     Py_DECREF(reference);
-    if (walk == NULL) {
+    if (function == NULL) {
         return NULL;
     }
-    PyObject *result = PyObject_Vectorcall(walk, args, nargs, NULL);
-    Py_DECREF(walk);
+    PyObject *result = PyObject_Vectorcall(function, args, nargs, NULL);
+    Py_DECREF(function);
     return result;
 }
 
+/*
+ * top_levels(heap, levels, depth, sign): walk the heap (keys: price * sign)
+ * from its root in key order, skipping deleted and repeated prices, until
+ * `depth` live levels are found.
+ */
 static PyObject *
-heap_top(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+top_levels(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "heap_top(heap, levels, depth, sign)");
+        PyErr_SetString(PyExc_TypeError, "top_levels(heap, levels, depth, sign)");
         return NULL;
     }
     PyObject *heap = args[0];
     PyObject *levels = args[1];
     if (!PyList_CheckExact(heap) || !PyDict_CheckExact(levels)) {
-        PyErr_SetString(PyExc_TypeError, "heap_top needs a list and a dict");
+        PyErr_SetString(PyExc_TypeError, "top_levels needs a list and a dict");
         return NULL;
     }
     const Py_ssize_t depth = PyLong_AsSsize_t(args[2]);
@@ -419,13 +424,23 @@ heap_top(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                 status = -1;
                 break;
             }
-            const int live = PyDict_Contains(levels, price);
+            PyObject *level_size = PyDict_GetItemWithError(levels, price); /* borrowed */
+            PyObject *entry = NULL;
+            if (level_size != NULL) {
+                entry = PyTuple_Pack(2, price, level_size);
+            }
             Py_DECREF(price);
-            if (live < 0 || (live && PyList_Append(found, key) < 0)) {
+            if ((level_size == NULL && PyErr_Occurred()) || (level_size != NULL && entry == NULL)) {
                 status = -1;
                 break;
             }
-            if (live) {
+            if (entry != NULL) {
+                const int appended = PyList_Append(found, entry);
+                Py_DECREF(entry);
+                if (appended < 0) {
+                    status = -1;
+                    break;
+                }
                 any_found = 1;
                 last_found = candidate.key;
             }
@@ -443,7 +458,10 @@ heap_top(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return found;
     }
     Py_DECREF(found);
-    return status < 0 ? NULL : python_heap_top(args, nargs);
+    if (status < 0) {
+        return NULL;
+    }
+    return call_reference("python_top_levels", args, nargs);
 }
 
 static PyMethodDef accel_methods[] = {
@@ -453,8 +471,9 @@ static PyMethodDef accel_methods[] = {
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "apply_side(levels, heap, updates, sign) -> True when applied, False when L2Book.apply "
      "must run its Python loop."},
-    {"heap_top", (PyCFunction)(void (*)(void))heap_top, METH_FASTCALL,
-     "heap_top(heap, levels, depth, sign) -> the depth smallest live keys, smallest first."},
+    {"top_levels", (PyCFunction)(void (*)(void))top_levels, METH_FASTCALL,
+     "top_levels(heap, levels, depth, sign) -> (price, size) of the depth best live prices of "
+     "a lazily-deleted heap of keys price * sign, best first."},
     {NULL, NULL, 0, NULL},
 };
 

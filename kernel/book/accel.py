@@ -2,7 +2,7 @@
 
 * :func:`fixed_levels` turns a venue's ``[["price", "size"], ...]`` into
   fixed-point ``(price, size)`` tuples;
-* :func:`heap_top` walks a lazily-deleted heap for a book's depth view;
+* :func:`top_levels` walks a lazily-deleted heap for a book's depth view;
 * :data:`apply_side` applies one side of a diff to a book's dict and heap
   (``None`` without the extension; :meth:`~kernel.book.l2.L2Book.apply` then
   runs its own loop, the reference).
@@ -29,9 +29,10 @@ __all__ = [
     "COMPILED",
     "apply_side",
     "fixed_levels",
-    "heap_top",
     "python_fixed_levels",
     "python_heap_top",
+    "python_top_levels",
+    "top_levels",
 ]
 
 
@@ -67,8 +68,16 @@ def python_heap_top(heap: list[int], levels: dict[int, int], depth: int, sign: i
     return found
 
 
+def python_top_levels(
+    heap: list[int], levels: dict[int, int], depth: int, sign: int
+) -> list[Level]:
+    """Return the ``(price, size)`` of the ``depth`` best live prices, best first."""
+    prices = [key * sign for key in python_heap_top(heap, levels, depth, sign)]
+    return [(price, levels[price]) for price in prices]
+
+
 _compiled_levels: Callable[[Any, int, int], list[Level] | None] | None = None
-heap_top: Callable[[list[int], dict[int, int], int, int], list[int]] = python_heap_top
+top_levels: Callable[[list[int], dict[int, int], int, int], list[Level]] = python_top_levels
 apply_side: Callable[[dict[int, int], list[int], Any, int], bool] | None = None
 """``apply_side(levels, heap, updates, sign)``: True when applied, False when declined."""
 
@@ -79,7 +88,7 @@ if not os.environ.get("TRADEKERNEL_PURE_PYTHON"):
         pass
     else:
         _compiled_levels = _accel.fixed_levels
-        heap_top = _accel.heap_top
+        top_levels = _accel.top_levels
         apply_side = _accel.apply_side
 
 COMPILED: bool = _compiled_levels is not None

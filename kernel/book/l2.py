@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
-from kernel.book.accel import apply_side, heap_top
+from kernel.book.accel import apply_side, top_levels
 from tradekernel_sdk.types import Level
 
 __all__ = ["L2Book"]
@@ -158,7 +158,7 @@ class L2Book:
         if depth is None:
             prices = sorted(levels, reverse=True)
         elif depth * _SHALLOW < len(levels):
-            prices = [-price for price in heap_top(self._bid_heap, levels, depth, -1)]
+            return top_levels(self._bid_heap, levels, depth, -1)
         else:
             prices = nlargest(depth, levels)
         return [(price, levels[price]) for price in prices]
@@ -169,7 +169,7 @@ class L2Book:
         if depth is None:
             prices = sorted(levels)
         elif depth * _SHALLOW < len(levels):
-            prices = heap_top(self._ask_heap, levels, depth, 1)
+            return top_levels(self._ask_heap, levels, depth, 1)
         else:
             prices = nsmallest(depth, levels)
         return [(price, levels[price]) for price in prices]

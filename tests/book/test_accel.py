@@ -134,7 +134,7 @@ def _lazy_heap(operations: list[tuple[int, bool]], sign: int) -> tuple[list[int]
         if live:
             if price not in levels:
                 heappush(heap, price * sign)
-            levels[price] = 1
+            levels[price] = price % 7 + 1
         else:
             levels.pop(price, None)
     return heap, levels
@@ -150,7 +150,7 @@ def test_heap_walk_matches_the_reference(
     operations: list[tuple[int, bool]], depth: int, sign: int
 ) -> None:
     heap, levels = _lazy_heap(operations, sign)
-    assert compiled.heap_top(heap, levels, depth, sign) == accel.python_heap_top(
+    assert compiled.top_levels(heap, levels, depth, sign) == accel.python_top_levels(
         heap, levels, depth, sign
     )
 
@@ -159,11 +159,11 @@ def test_heap_walk_of_a_fresh_heap_is_the_sorted_head() -> None:
     heap = list(range(1000, 0, -3))
     heapify(heap)
     levels = dict.fromkeys(heap, 1)
-    assert compiled.heap_top(heap, levels, 7, 1) == sorted(heap)[:7]
+    assert compiled.top_levels(heap, levels, 7, 1) == [(price, 1) for price in sorted(heap)[:7]]
 
 
 def test_the_pure_python_path_is_used_when_asked() -> None:
-    code = "from kernel.book import accel; print(accel.COMPILED, accel.heap_top.__module__)"
+    code = "from kernel.book import accel; print(accel.COMPILED, accel.top_levels.__module__)"
     env = {**os.environ, "TRADEKERNEL_PURE_PYTHON": "1"}
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
@@ -225,7 +225,10 @@ def test_heap_walk_past_64_bits_uses_the_reference() -> None:
     heap = [2**70, 2**71, 3]
     heapify(heap)
     levels = dict.fromkeys(heap, 1)
-    assert compiled.heap_top(heap, levels, 2, 1) == [3, 2**70]
+    assert compiled.top_levels(heap, levels, 2, 1) == [(3, 1), (2**70, 1)]
+    negated = [-price for price in heap]
+    heapify(negated)
+    assert compiled.top_levels(negated, levels, 2, -1) == [(2**71, 1), (2**70, 1)]
 
 
 @settings(max_examples=200)
@@ -240,7 +243,7 @@ def test_a_book_on_the_pure_python_path_ends_as_the_compiled_one(
         fast.apply(bids, asks)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(l2, "apply_side", None)
-        patch.setattr(l2, "heap_top", accel.python_heap_top)
+        patch.setattr(l2, "top_levels", accel.python_top_levels)
         pure = L2Book()
         for bids, asks in diffs:
             pure.apply(bids, asks)
