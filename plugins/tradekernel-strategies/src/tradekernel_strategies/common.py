@@ -91,7 +91,11 @@ def floor_to_lot(size: int, lot: int) -> int:
 
 def side_sizes(levels: list[Level]) -> int:
     """Return the total size of ``levels``, ignoring zero and negative sizes."""
-    return sum(size for _, size in levels if size > 0)
+    total = 0
+    for _, size in levels:  # a plain loop: about half the cost of sum() over a generator
+        if size > 0:
+            total += size
+    return total
 
 
 def _positive(name: str, value: int) -> None:
@@ -355,6 +359,9 @@ class InstrumentStrategy(Strategy):
         self.cancel_working()
 
 
+# OrderSide.value is a descriptor lookup on every access; orders are tagged with the plain name.
+_SIDE_NAMES = {side: side.value for side in OrderSide}
+
 _END_OF_STATUS = {
     OrderStatus.FILLED: OrderEnd.FILLED,
     OrderStatus.CANCELED: OrderEnd.CANCELED,
@@ -409,5 +416,10 @@ class TakerStrategy(InstrumentStrategy):
                 else floor_to_tick(touch[0], config.tick)
             )
         return self.submit(
-            side, size, price, time_in_force=TimeInForce.IOC, now=now, tag=f"{tag}:{side.value}"
+            side,
+            size,
+            price,
+            time_in_force=TimeInForce.IOC,
+            now=now,
+            tag=f"{tag}:{_SIDE_NAMES[side]}",
         )
