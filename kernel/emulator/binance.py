@@ -37,7 +37,12 @@ endpoints", "WebSocket streams", "User data stream", "Errors"):
   ``/ws/<listenKey>``: ``executionReport`` for every order change and
   ``outboundAccountPosition`` after every balance change.
 
-Not emulated: USD-M and COIN-M endpoints, order lists, ``quoteOrderQty``,
+USD-M futures (``binance-usdm``): market data only, the same streams and
+``/fapi/v1/ping``, ``time``, ``exchangeInfo`` and ``depth`` (default limit
+500, at most 1000, weights 2/5/10/20, 2400 per minute); the snapshot bridges
+by the futures rule (``U <= lastUpdateId <= u`` on a diff the client buffered).
+
+Not emulated: USD-M orders and COIN-M, order lists, ``quoteOrderQty``,
 STOP orders, self-trade prevention, the WebSocket API, SBE. Commission is
 charged in the quote asset at the paper venue's rates.
 """
@@ -60,7 +65,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from kernel.adapters.base import RawFrame
-from kernel.adapters.binance import KNOWN_INSTRUMENTS, BinanceFeed
+from kernel.adapters.binance import KNOWN_INSTRUMENTS, BinanceFeed, Market
 from kernel.bus import Bus
 from kernel.emulator.faults import EmulatorStats, FaultPlan
 from kernel.emulator.market import ReplayMarket, StringBookSide
@@ -76,6 +81,7 @@ log = logging.getLogger(__name__)
 
 _STREAM_NAME = re.compile(r"^[a-z0-9]+@[A-Za-z0-9_@]+$")
 _WEIGHT_LIMIT = 6000
+_FUTURES_WEIGHT_LIMIT = 2400
 _MAX_RECV_WINDOW = 60_000
 _DEFAULT_RECV_WINDOW = 5000
 _OPEN_TIMEOUT_S = 10.0
@@ -127,7 +133,7 @@ class _Book:
 
 
 class BinanceMarket(ReplayMarket):
-    """Replays Binance spot combined-stream recordings (see the module docstring)."""
+    """Replays Binance spot or USD-M combined-stream recordings (see the module docstring)."""
 
     def __init__(
         self,
@@ -135,11 +141,12 @@ class BinanceMarket(ReplayMarket):
         *,
         stats: EmulatorStats,
         speed: float | None = None,
+        market: Market = "spot",
         instruments: dict[str, Instrument] | None = None,
     ) -> None:
         super().__init__(frames, stats=stats, speed=speed)
         self.bus = Bus()
-        self.feed = BinanceFeed(self.bus, "spot", instruments=instruments)
+        self.feed = BinanceFeed(self.bus, market, instruments=instruments)
         """The kernel's own feed over the replayed frames: the book orders match against."""
         self.books: dict[str, _Book] = {}
         self.streams_seen: set[str] = set()
@@ -243,7 +250,7 @@ class BinanceServer:
         api_secret: str,
         balances: dict[str, str],
         clock_ms: Callable[[], int],
-        weight_limit: int = _WEIGHT_LIMIT,
+        weight_limit: int | None = None,
         slow_consumer_s: float = 10.0,
     ) -> None:
         self.market = market
@@ -252,7 +259,11 @@ class BinanceServer:
         self.api_key = api_key
         self._secret = api_secret.encode()
         self.clock_ms = clock_ms
-        self.weight_limit = weight_limit
+        self.futures = market.feed.futures
+        self._prefix = "/fapi/v1" if self.futures else "/api/v3"
+        self.weight_limit = weight_limit or (
+            _FUTURES_WEIGHT_LIMIT if self.futures else _WEIGHT_LIMIT
+        )
         self.slow_consumer_s = slow_consumer_s
         self._weight_minute = 0
         self._weight_used = 0
@@ -275,10 +286,16 @@ class BinanceServer:
     def routes(self, app: web.Application) -> None:
         """Add the venue's routes and middleware to ``app``."""
         app.middlewares.append(self._middleware)
-        app.router.add_get("/api/v3/ping", self._ping)
-        app.router.add_get("/api/v3/time", self._time)
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_get("/api/v3/depth", self._depth)
+        prefix = self._prefix
+        app.router.add_get(f"{prefix}/ping", self._ping)
+        app.router.add_get(f"{prefix}/time", self._time)
+        app.router.add_get(f"{prefix}/exchangeInfo", self._exchange_info)
+        app.router.add_get(f"{prefix}/depth", self._depth)
+        app.router.add_get("/stream", self._combined_stream)
+        app.router.add_get("/ws", self._raw_stream)
+        app.router.add_get("/ws/{path:.*}", self._raw_stream)
+        if self.futures:
+            return  # USD-M: market data only
         app.router.add_post("/api/v3/order", self._signed(self._new_order))
         app.router.add_delete("/api/v3/order", self._signed(self._cancel_order))
         app.router.add_get("/api/v3/order", self._signed(self._query_order))
@@ -288,9 +305,6 @@ class BinanceServer:
         app.router.add_post("/api/v3/userDataStream", self._listen_key_new)
         app.router.add_put("/api/v3/userDataStream", self._listen_key_keepalive)
         app.router.add_delete("/api/v3/userDataStream", self._listen_key_close)
-        app.router.add_get("/stream", self._combined_stream)
-        app.router.add_get("/ws", self._raw_stream)
-        app.router.add_get("/ws/{path:.*}", self._raw_stream)
 
     async def close(self) -> None:
         """Close every websocket."""
@@ -305,6 +319,9 @@ class BinanceServer:
         if path == "/api/v3/depth":
             limit = int(request.query.get("limit", "100") or 100)
             return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+        if path == "/fapi/v1/depth":
+            limit = int(request.query.get("limit", "500") or 500)
+            return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
         if path == "/api/v3/openOrders":
             return 6 if "symbol" in request.query else 80
         if path == "/api/v3/myTrades":
@@ -313,7 +330,7 @@ class BinanceServer:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith("/api/"):
+        if not request.path.startswith(("/api/", "/fapi/")):
             return await handler(request)
         self.stats.rest_requests += 1
         now = self.clock_ms()
@@ -374,11 +391,11 @@ class BinanceServer:
     def _instrument(self, symbol: str) -> Instrument | None:
         instrument = self.market.feed.instrument(symbol)
         if instrument is None:
-            instrument = KNOWN_INSTRUMENTS["binance"].get(symbol)
+            instrument = KNOWN_INSTRUMENTS[self.market.feed.venue].get(symbol)
         return instrument
 
     def _symbols(self) -> list[str]:
-        return sorted(set(self.market.books) | set(KNOWN_INSTRUMENTS["binance"]))
+        return sorted(set(self.market.books) | set(KNOWN_INSTRUMENTS[self.market.feed.venue]))
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         wanted = request.query.get("symbol")
@@ -388,7 +405,9 @@ class BinanceServer:
             instrument = self._instrument(name)
             if instrument is None:
                 return _error(400, -1121, "Invalid symbol.")
-            symbols.append(_symbol_info(instrument))
+            symbols.append(
+                _futures_symbol_info(instrument) if self.futures else _symbol_info(instrument)
+            )
         return _json(
             {
                 "timezone": "UTC",
@@ -423,7 +442,8 @@ class BinanceServer:
         if not symbol:
             return _missing("symbol")
         try:
-            limit = min(int(request.query.get("limit", "100")), 5000)
+            default = "500" if self.futures else "100"
+            limit = min(int(request.query.get("limit", default)), 1000 if self.futures else 5000)
         except ValueError:
             return _error(400, -1100, "Illegal characters found in parameter 'limit'.")
         if symbol not in self.market.books and self._instrument(symbol) is None:
@@ -954,6 +974,40 @@ def _symbol_info(instrument: Instrument) -> dict[str, Any]:
         "permissions": ["SPOT"],
         "defaultSelfTradePreventionMode": "NONE",
         "allowedSelfTradePreventionModes": ["NONE"],
+    }
+
+
+def _futures_symbol_info(instrument: Instrument) -> dict[str, Any]:
+    price_precision = instrument.price_precision
+    size_precision = instrument.size_precision
+    return {
+        "symbol": instrument.symbol,
+        "pair": instrument.symbol,
+        "contractType": "PERPETUAL",
+        "status": "TRADING",
+        "baseAsset": instrument.base,
+        "quoteAsset": instrument.quote,
+        "marginAsset": instrument.quote,
+        "pricePrecision": price_precision,
+        "quantityPrecision": size_precision,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": from_fixed(instrument.tick, price_precision),
+                "maxPrice": "4529764",
+                "tickSize": from_fixed(instrument.tick, price_precision),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": from_fixed(instrument.lot, size_precision),
+                "maxQty": "1000",
+                "stepSize": from_fixed(instrument.lot, size_precision),
+            },
+        ],
+        "orderTypes": ["LIMIT", "MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }
 
 

@@ -41,7 +41,7 @@ from tradekernel_sdk.orders import (
 )
 from tradekernel_sdk.types import Instrument
 
-__all__ = ["JournalWriter", "OrderManager", "RiskGate", "RiskVerdict"]
+__all__ = ["JournalWriter", "OrderManager", "OrderVenue", "RiskGate", "RiskVerdict"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,31 @@ class RiskGate(Protocol):
 
     def check(self, request: OrderRequest) -> RiskVerdict:
         """Approve or deny one order request."""
+        ...
+
+
+class OrderVenue(Protocol):
+    """What the order manager routes to (the paper venue, a live venue).
+
+    The venue registers :meth:`submit` and :meth:`cancel` as the bus endpoints
+    ``topics.submit_endpoint(venue_name)`` and ``topics.cancel_endpoint(venue_name)``
+    and publishes every answer (:data:`~tradekernel_sdk.orders.OrderEvent`) on
+    ``topics.orders(venue_name)``. Both calls return at once; answers may come
+    during the call or later.
+    """
+
+    venue_name: str
+
+    def submit(self, request: OrderRequest) -> None:
+        """Send a new order to the venue."""
+        ...
+
+    def cancel(self, request: CancelRequest) -> None:
+        """Ask the venue to cancel an order's working remainder."""
+        ...
+
+    def close(self) -> None:
+        """Release the bus endpoints and subscriptions."""
         ...
 
 

@@ -1,0 +1,520 @@
+"""Live Binance order entry against the exchange emulator, through the kernel's order path.
+
+Every order here goes strategy-side → risk engine → journal → the live venue
+→ signed REST on a loopback emulator that matches it against the replayed
+book; what the venue answers (REST, the user-data stream, reconciliation)
+comes back through the order manager into orders and positions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kernel.adapters.binance.feed import BinanceFeed
+from kernel.bus import Bus, UnknownEndpointError
+from kernel.emulator import Emulator
+from kernel.journal import Journal
+from kernel.live import Backoff
+from kernel.live.binance import BinanceMarketData
+from kernel.live.binance_orders import (
+    BinanceOrderEntry,
+    ResponseType,
+    commission_in_quote,
+    rejection_reason,
+)
+from kernel.live.credentials import VenueCredentials, load_credentials
+from kernel.orders import Order, OrderManager, OrderStatus
+from kernel.orders.manager import OrderVenue
+from kernel.risk import RiskConfig, RiskEngine
+from kernel.trading import MarketData, TradingContext, VenueMap
+from kernel.trading.clock import MarketClock
+from tradekernel_sdk.fixedpoint import to_fixed
+from tradekernel_sdk.orders import (
+    FEE_PRECISION,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
+from tradekernel_sdk.types import BookState, Instrument
+
+BUNDLED = Path(__file__).resolve().parents[2] / "kernel" / "data" / "binance_spot"
+BTC = BUNDLED / "btcusdt_20240808_head12000.gz"
+SYMBOL = "BTCUSDT"
+USDT = 10**8  # one quote unit at the spot wire precision
+QUANTITY = 100_000  # 0.001 BTC
+
+
+class Keys:
+    """Fresh credentials for one test: the emulator accepts them, and no log line may show them."""
+
+    def __init__(self) -> None:
+        self.key = "key-" + secrets.token_hex(20)
+        self.secret = "secret-" + secrets.token_hex(24)
+        environ = {
+            f"TRADEKERNEL_BINANCE_{purpose}_{field}": value
+            for purpose in ("READ", "TRADE")
+            for field, value in (("KEY", self.key), ("SECRET", self.secret))
+        }
+        self.credentials: VenueCredentials = load_credentials("binance", environ=environ)
+
+
+@pytest.fixture
+def keys(caplog: pytest.LogCaptureFixture) -> Iterator[Keys]:
+    """Every test's keys; afterwards no captured log line may contain a key, secret or signature."""
+    caplog.set_level(logging.DEBUG)
+    made = Keys()
+    yield made
+    assert_no_secrets_logged(caplog, made)
+
+
+def assert_no_secrets_logged(caplog: pytest.LogCaptureFixture, keys: Keys) -> None:
+    hex_digest = re.compile(r"\b[0-9a-f]{64}\b")
+    for record in caplog.records:
+        line = record.getMessage() + (record.exc_text or "")
+        assert keys.key not in line
+        assert keys.secret not in line
+        assert not hex_digest.search(line), f"a signature-like value was logged: {line!r}"
+
+
+def fast_backoff(base_s: float = 0.05) -> Backoff:
+    return Backoff(base_s=base_s, cap_s=base_s, rng=random.Random(0))
+
+
+class LiveKernel:
+    """The kernel's trading path on a live connection: feed, risk, journal, orders, venue."""
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        keys: Keys,
+        journal_path: Path,
+        *,
+        response_type: ResponseType = "FULL",
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.bus = Bus()
+        self.clock = MarketClock(self.bus)
+        self.feed = BinanceFeed(self.bus, "spot")
+        self.market_data = BinanceMarketData(
+            self.feed,
+            [SYMBOL],
+            ws_url=emulator.ws_url,
+            rest_url=emulator.http_url,
+            backoff=fast_backoff(),
+        )
+        market = MarketData(
+            books={"binance": self.feed.book},
+            states={"binance": self.feed.book_state},
+            instruments={"binance": self.feed.instrument},
+        )
+        self.context = TradingContext(market=market, venues=VenueMap({"binance": "binance"}))
+        self.risk = RiskEngine(RiskConfig(), self.context, clock=self.clock, bus=self.bus)
+        self.journal = Journal.open(journal_path, fsync="batch")
+        self.orders = OrderManager(
+            self.bus,
+            journal=self.journal,
+            risk=self.risk,
+            instruments=self.context.instrument,
+            clock=self.clock,
+            venues=("binance",),
+        )
+        self.context.attach(self.orders)
+        self.recovered = self.orders.recover(
+            (record.kind, record.payload)
+            for record in self.journal.records_since(0)
+            if record.kind in OrderManager.RECORD_KINDS
+        )
+        self.venue = BinanceOrderEntry(
+            self.bus,
+            credentials=keys.credentials,
+            instruments=self.feed.instrument,
+            rest_url=emulator.http_url,
+            ws_url=emulator.ws_url,
+            response_type=response_type,
+            backoff=backoff or fast_backoff(),
+            orders=self.orders,
+        )
+        routed: OrderVenue = self.venue  # the order manager's venue protocol, checked by mypy
+        assert routed.venue_name == "binance"
+        self._market_task: asyncio.Task[None] | None = None
+        self._ids = 0
+
+    async def start(self) -> None:
+        self._market_task = asyncio.create_task(self.market_data.run())
+        await until(lambda: self.feed.book_state(SYMBOL) is BookState.VALID)
+        await self.venue.start()
+        await until(lambda: len(self.venue.reconciliations) >= 1)
+
+    async def stop(self) -> None:
+        await self.venue.stop()
+        self.market_data.stop()
+        if self._market_task is not None:
+            await asyncio.wait_for(self._market_task, 5)
+        self.orders.close()
+        self.journal.close()
+
+    def instrument(self) -> Instrument:
+        instrument = self.feed.instrument(SYMBOL)
+        assert instrument is not None
+        return instrument
+
+    def best(self, side: OrderSide) -> int:
+        book = self.feed.book(SYMBOL)
+        assert book is not None
+        price = book.best_ask_price() if side is OrderSide.BUY else book.best_bid_price()
+        assert price is not None
+        return price
+
+    def submit(
+        self,
+        side: OrderSide,
+        price: int | None,
+        quantity: int = QUANTITY,
+        *,
+        order_type: OrderType = OrderType.LIMIT,
+    ) -> Order:
+        self._ids += 1
+        request = OrderRequest(
+            f"t{time.monotonic_ns()}-{self._ids}",
+            "binance",
+            SYMBOL,
+            side,
+            order_type,
+            quantity,
+            price,
+            TimeInForce.GTC,
+            self.clock(),
+        )
+        return self.orders.submit(request, strategy="test")
+
+    def marketable_buy(self) -> Order:
+        # A limit 50 USDT through the ask fills at the book's prices even if it moved a little.
+        return self.submit(OrderSide.BUY, self.best(OrderSide.BUY) + 50 * USDT)
+
+    def resting_buy(self) -> Order:
+        return self.submit(OrderSide.BUY, self.best(OrderSide.SELL) - 1000 * USDT)
+
+    def journal_kinds(self) -> list[str]:
+        self.journal.flush()
+        return [record.kind for record in self.journal.records_since(0)]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def run(coroutine: Any) -> None:
+    asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+async def signed_call(emulator: Emulator, keys: Keys, method: str, path: str, **params: str) -> Any:
+    """A second client of the same account (another process, or a person at the web page)."""
+    from kernel.live.binance_orders import SPOT, BinanceRest
+
+    rest = BinanceRest(SPOT, keys.credentials, rest_url=emulator.http_url)
+    await rest.open()
+    try:
+        await rest.sync_clock()
+        return await rest.call(
+            method, path, params, keys=keys.credentials.for_trading(), signed=True
+        )
+    finally:
+        await rest.close()
+
+
+def emulator_order(emulator: Emulator, client_order_id: str) -> Any:
+    order = emulator.engine.find(SYMBOL, client_order_id=client_order_id)
+    assert order is not None, f"the emulator never received {client_order_id}"
+    return order
+
+
+def assert_fills_match_the_venue(kernel: LiveKernel, emulator: Emulator, order: Order) -> None:
+    """The kernel's fills are exactly the venue's: quantity, notional, fees, trade ids."""
+    venue_order = emulator_order(emulator, order.client_order_id)
+    assert order.filled_quantity == venue_order.executed
+    assert order.filled_notional == venue_order.quote_executed
+    assert order.fees == venue_order.fees
+    assert order.fill_ids == {str(fill.trade_id) for fill in venue_order.fills}
+
+
+# -- specifications ---------------------------------------------------------------
+
+
+def test_an_order_passes_risk_and_the_journal_then_fills_on_binance_and_reaches_positions(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            order = kernel.marketable_buy()
+            assert order.status is OrderStatus.PENDING_NEW  # routed, not yet answered
+            await until(lambda: order.status is OrderStatus.FILLED)
+            # The same trades also arrive on the user-data stream: counted once.
+            await until(lambda: kernel.venue.duplicate_fills >= len(order.fill_ids))
+            assert kernel.orders.duplicate_fills == 0
+            assert_fills_match_the_venue(kernel, emulator, order)
+            assert kernel.orders.portfolio.quantity("binance", SYMBOL) == QUANTITY
+            kinds = kernel.journal_kinds()
+            assert kinds.index("submit") < kinds.index("event")  # on record before it acted
+            assert kinds.count("event") == 1 + len(order.fill_ids)  # accepted, then each fill
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_resting_order_is_cancelled_at_the_venue(tmp_path: Path, keys: Keys) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            order = kernel.resting_buy()
+            await until(lambda: order.status is OrderStatus.NEW)
+            assert emulator_order(emulator, order.client_order_id).open
+            assert kernel.orders.cancel(order.client_order_id)
+            assert order.status is OrderStatus.PENDING_CANCEL
+            await until(lambda: order.status is OrderStatus.CANCELED)
+            assert emulator_order(emulator, order.client_order_id).status == "CANCELED"
+            assert order.filled_quantity == 0
+            assert kernel.orders.portfolio.quantity("binance", SYMBOL) == 0
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_venue_rejections_reach_the_order_manager_with_the_venue_reason(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            emulator.faults.reject_orders(-1013, "Filter failure: LOT_SIZE")
+            filtered = kernel.resting_buy()
+            await until(lambda: filtered.status is OrderStatus.REJECTED)
+            assert filtered.reason == "binance -1013 (filter failure): Filter failure: LOT_SIZE"
+            # A real refusal, not a scripted one: selling more BTC than the account holds.
+            too_big = kernel.submit(OrderSide.SELL, kernel.best(OrderSide.BUY), 20 * 10**8)
+            await until(lambda: too_big.status is OrderStatus.REJECTED)
+            assert too_big.reason == rejection_reason(
+                -2010, "Account has insufficient balance for requested action."
+            )
+            assert "new order rejected" in too_big.reason
+            assert kernel.orders.portfolio.quantity("binance", SYMBOL) == 0
+            assert emulator.stats.orders_rejected == 2
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_clock_offset_is_measured_at_start_and_corrected_after_a_timestamp_refusal(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            emulator.faults.clock_offset_ms(30_000)  # the venue's clock runs 30 s ahead
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            assert abs(kernel.venue.rest.clock.offset_ms - 30_000) < 1000
+            first = kernel.marketable_buy()
+            await until(lambda: first.status is OrderStatus.FILLED)
+            assert emulator.stats.timestamp_rejections == 0
+
+            emulator.faults.clock_offset_ms(-20_000)  # the venue's clock jumps 50 s back
+            second = kernel.marketable_buy()
+            await until(lambda: second.status is OrderStatus.FILLED)
+            assert emulator.stats.timestamp_rejections == 1  # refused once, re-measured, resent
+            assert kernel.venue.rest.timestamp_retries == 1
+            assert abs(kernel.venue.rest.clock.offset_ms + 20_000) < 1000
+            assert kernel.orders.portfolio.quantity("binance", SYMBOL) == 2 * QUANTITY
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_rate_limited_order_waits_for_retry_after_and_is_sent_once_more(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            emulator.faults.rate_limit(429, retry_after=1, match="/api/v3/order")
+            sent = time.monotonic()
+            order = kernel.marketable_buy()
+            await until(lambda: order.status is OrderStatus.FILLED)
+            assert time.monotonic() - sent >= 0.9  # nothing went out before Retry-After
+            assert kernel.venue.rest.rate_limited == 1
+            assert emulator.stats.rate_limited == 1
+            assert emulator.stats.orders == 1  # the refused request never reached the engine
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_fill_missed_while_the_user_stream_was_down_is_found_by_reconciliation(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            # ACK answers carry no fills: only the stream or reconciliation can tell of them.
+            kernel = LiveKernel(
+                emulator,
+                keys,
+                tmp_path / "journal.tkj",
+                response_type="ACK",
+                backoff=fast_backoff(1.0),
+            )
+            await kernel.start()
+            assert kernel.venue.listen_keys == 1
+            # The listen key is closed under the venue (as when it expires): the stream ends.
+            async with aiohttp.ClientSession() as http:
+                url = f"{emulator.http_url}/api/v3/userDataStream"
+                headers = {"X-MBX-APIKEY": keys.key}
+                async with http.post(url, headers=headers) as response:
+                    listen_key = (await response.json())["listenKey"]  # the account's active key
+                async with http.delete(
+                    f"{url}?listenKey={listen_key}", headers=headers
+                ) as response:
+                    assert response.status == 200
+            await until(lambda: not kernel.venue.stream_connected.is_set())
+            order = kernel.marketable_buy()
+            await until(lambda: order.status is OrderStatus.NEW)
+            assert emulator_order(emulator, order.client_order_id).status == "FILLED"
+            assert order.filled_quantity == 0  # the kernel has not heard yet
+            await until(lambda: order.status is OrderStatus.FILLED)
+            assert kernel.venue.listen_keys == 2  # a new key, a new connection
+            assert kernel.venue.stream_connects == 2
+            latest = kernel.venue.reconciliations[-1]
+            assert latest.checked == 1 and latest.fills == 1 and latest.closed == 1
+            assert_fills_match_the_venue(kernel, emulator, order)
+            assert kernel.orders.portfolio.quantity("binance", SYMBOL) == QUANTITY
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_restart_from_the_journal_reconciles_and_neither_loses_nor_duplicates_an_order(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            journal = tmp_path / "journal.tkj"
+            first = LiveKernel(emulator, keys, journal)
+            await first.start()
+            filled = first.marketable_buy()
+            resting = first.resting_buy()
+            cancelled_while_down = first.resting_buy()
+            await until(lambda: filled.status is OrderStatus.FILLED)
+            await until(lambda: resting.status is OrderStatus.NEW)
+            await until(lambda: cancelled_while_down.status is OrderStatus.NEW)
+            # The process dies between journaling an order and sending it.
+            first.venue.close()
+            with pytest.raises(UnknownEndpointError):
+                first.resting_buy()
+            never_sent = next(
+                o for o in first.orders.orders.values() if o.status is OrderStatus.PENDING_NEW
+            )
+            await first.stop()
+
+            # While the kernel is down: one of its orders is cancelled, and someone else trades.
+            await signed_call(
+                emulator,
+                keys,
+                "DELETE",
+                "/api/v3/order",
+                symbol=SYMBOL,
+                origClientOrderId=cancelled_while_down.client_order_id,
+            )
+            stranger = await signed_call(
+                emulator,
+                keys,
+                "POST",
+                "/api/v3/order",
+                symbol=SYMBOL,
+                side="BUY",
+                type="LIMIT",
+                timeInForce="GTC",
+                quantity="0.001",
+                price="1000",
+                newClientOrderId="placed-by-hand",
+            )
+            assert stranger["status"] == "NEW"
+            orders_at_the_venue = emulator.stats.orders
+
+            second = LiveKernel(emulator, keys, journal)
+            assert second.recovered > 0
+            await second.start()
+            orders = second.orders.orders
+            assert orders[filled.client_order_id].status is OrderStatus.FILLED
+            assert orders[resting.client_order_id].status is OrderStatus.NEW
+            assert orders[cancelled_while_down.client_order_id].status is OrderStatus.CANCELED
+            lost = orders[never_sent.client_order_id]
+            assert lost.status is OrderStatus.EXPIRED
+            assert lost.reason == "the venue does not know the order"
+            assert "placed-by-hand" not in orders  # reported, never adopted
+            assert second.venue.unknown_orders == {"placed-by-hand"}
+            report = second.venue.reconciliations[0]
+            assert report.checked == 3 and report.closed == 2
+            assert report.unknown_at_kernel == ["placed-by-hand"]
+            assert report.balances["BTC"][0] == "10.00100000"  # 10 BTC + the one fill
+            # Nothing placed twice, nothing counted twice.
+            assert emulator.stats.orders == orders_at_the_venue
+            assert second.orders.portfolio.quantity("binance", SYMBOL) == QUANTITY
+            assert_fills_match_the_venue(second, emulator, orders[filled.client_order_id])
+            # The restarted kernel keeps trading: the resting order can still be cancelled.
+            assert second.orders.cancel(resting.client_order_id)
+            await until(lambda: orders[resting.client_order_id].status is OrderStatus.CANCELED)
+            await second.stop()
+
+    run(scenario())
+
+
+def test_secrets_never_reach_a_log_line_even_when_logged_on_purpose(
+    tmp_path: Path, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The credentials' objects print as ``***``; the scan in the fixture covers every test."""
+    api_key = keys.credentials.for_trading()
+    logging.getLogger("tradekernel.test").warning("keys %s %r", api_key.key, api_key.secret)
+    assert "***" in caplog.records[-1].getMessage()
+    assert_no_secrets_logged(caplog, keys)
+
+
+def test_commission_converts_exactly_into_quote_fee_units() -> None:
+    btc = Instrument("binance", SYMBOL, 8, 8, 1_000_000, 1_000, base="BTC", quote="USDT")
+    price = to_fixed("61737.63", 8)
+    assert commission_in_quote("0.06173763", "USDT", price, btc) == 6_173_763
+    # 0.00000100 BTC at 61737.63 is 0.0617376300 USDT exactly.
+    assert commission_in_quote("0.00000100", "BTC", price, btc) == 6_173_763
+    # 0.00000001 BTC is 0.0006173763 USDT: rounded up to the fee precision.
+    assert commission_in_quote("0.00000001", "BTC", price, btc) == 61_738
+    assert commission_in_quote("0.001", "BNB", price, btc) is None
+    assert FEE_PRECISION == 8
