@@ -1,0 +1,259 @@
+"""Book windows, labels and imbalance features built from recordings, without torch.
+
+One *event* is one book update the venue feed applied and published for the
+symbol (a verified diff, or the snapshot a (re)sync starts from). For each
+event the top ``levels`` of each side are taken from the live book, in
+DeepLOB's column order: for level 1..L, ask price, ask size, bid price, bid
+size. Prices and sizes stay exact fixed-point integers here; the network sees
+them as float32 and normalises inside its graph.
+
+Labels follow the DeepLOB / FI-2010 protocol: with ``m(t)`` the mid after
+event ``t``, ``l(t) = (mean(m(t+1..t+k)) - m(t)) / m(t)``; up when
+``l > threshold``, down when ``l < -threshold``, stationary otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from kernel.adapters.registry import create_feed
+from kernel.bus import Bus, topics
+from kernel.recording import merge_frames, open_reader
+from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus
+
+__all__ = [
+    "CLASS_NAMES",
+    "DOWN",
+    "STATIONARY",
+    "UP",
+    "BookSeries",
+    "book_columns",
+    "direction_labels",
+    "file_sha256",
+    "imbalance_features",
+    "load_book_series",
+    "realised_volatility_bps",
+    "sample_indices",
+    "windows",
+]
+
+DOWN: Final = 0
+STATIONARY: Final = 1
+UP: Final = 2
+CLASS_NAMES: Final = ("down", "stationary", "up")
+
+Int64Array = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class BookSeries:
+    """The top of one symbol's book after every event, in event order.
+
+    ``book`` is int64 ``[events, 4 * levels]`` in DeepLOB column order;
+    ``segment`` numbers the stretches between resynchronisations, so no
+    window or label ever spans a book that went invalid.
+    """
+
+    venue: str
+    symbol: str
+    levels: int
+    book: Int64Array
+    segment: Int64Array
+    ts_recv: Int64Array
+
+    def __len__(self) -> int:
+        return int(self.book.shape[0])
+
+    @property
+    def mid_x2(self) -> Int64Array:
+        """Return best ask + best bid of every event (twice the mid, exact)."""
+        return self.book[:, 0] + self.book[:, 2]
+
+
+def book_columns(levels: int) -> list[str]:
+    """Return the names of the model's input columns, in order."""
+    names: list[str] = []
+    for level in range(1, levels + 1):
+        names += [
+            f"ask_price_{level}",
+            f"ask_size_{level}",
+            f"bid_price_{level}",
+            f"bid_size_{level}",
+        ]
+    return names
+
+
+def _row(
+    bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]], levels: int
+) -> list[int]:
+    """Return one event's columns; a side thinner than ``levels`` repeats its last price, size 0."""
+    row: list[int] = []
+    for level in range(levels):
+        if level < len(asks):
+            ask_price, ask_size = asks[level]
+        else:
+            ask_price, ask_size = (asks[-1][0] if asks else 0), 0
+        if level < len(bids):
+            bid_price, bid_size = bids[level]
+        else:
+            bid_price, bid_size = (bids[-1][0] if bids else 0), 0
+        row += [ask_price, ask_size, bid_price, bid_size]
+    return row
+
+
+def load_book_series(
+    files: Sequence[Path], venue: str, symbol: str | None = None, levels: int = 10
+) -> BookSeries:
+    """Replay ``files`` through ``venue``'s verifying feed and keep ``symbol``'s top levels.
+
+    Without ``symbol`` the recording must carry exactly one symbol's book.
+    """
+    missing = [str(path) for path in files if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
+    bus = Bus()
+    feed = create_feed(venue, bus)
+    rows: dict[str, list[list[int]]] = {}
+    segments: dict[str, list[int]] = {}
+    stamps: dict[str, list[int]] = {}
+    current_segment: dict[str, int] = {}
+
+    def on_book(event: BookDelta | BookSnapshot) -> None:
+        name = event.symbol
+        if symbol is not None and name != symbol:
+            return
+        book = feed.book(name)
+        if book is None:
+            return
+        rows.setdefault(name, []).append(
+            _row(book.bid_levels(levels), book.ask_levels(levels), levels)
+        )
+        segments.setdefault(name, []).append(current_segment.get(name, 0))
+        stamps.setdefault(name, []).append(event.ts_recv)
+
+    def on_status(status: BookStatus) -> None:
+        if status.state is not BookState.VALID:
+            current_segment[status.symbol] = current_segment.get(status.symbol, 0) + 1
+
+    bus.subscribe(topics.book(venue, "*"), on_book)
+    bus.subscribe(topics.snapshot(venue, "*"), on_book)
+    bus.subscribe(topics.book_status(venue, "*"), on_status)
+    for frame in merge_frames(*(open_reader(path) for path in files)):
+        feed.on_frame(frame)
+    if symbol is None:
+        if len(rows) != 1:
+            found = ", ".join(sorted(rows)) or "none"
+            raise ValueError(f"name the symbol: the data has books for {found}")
+        symbol = next(iter(rows))
+    if symbol not in rows:
+        found = ", ".join(sorted(rows)) or "none"
+        raise ValueError(f"no {venue} book for {symbol} in the data (books found: {found})")
+    return BookSeries(
+        venue=venue,
+        symbol=symbol,
+        levels=levels,
+        book=np.asarray(rows[symbol], dtype=np.int64),
+        segment=np.asarray(segments[symbol], dtype=np.int64),
+        ts_recv=np.asarray(stamps[symbol], dtype=np.int64),
+    )
+
+
+def direction_labels(mid_x2: Int64Array, horizon: int, threshold: float) -> npt.NDArray[np.int64]:
+    """Label every event whose next ``horizon`` mids are known; the last ``horizon`` get -1.
+
+    ``(mean(m[t+1..t+k]) - m[t]) / m[t]`` against ``threshold``: up, down or stationary.
+    """
+    if horizon < 1:
+        raise ValueError("horizon must be at least 1")
+    mids = mid_x2.astype(np.float64)
+    events = mids.shape[0]
+    labels = np.full(events, -1, dtype=np.int64)
+    if events <= horizon:
+        return labels
+    cumulative = np.concatenate(([0.0], np.cumsum(mids)))
+    count = events - horizon
+    future_mean = (
+        cumulative[1 + horizon : 1 + horizon + count] - cumulative[1 : 1 + count]
+    ) / horizon
+    change = (future_mean - mids[:count]) / mids[:count]
+    labels[:count] = np.where(
+        change > threshold, UP, np.where(change < -threshold, DOWN, STATIONARY)
+    )
+    return labels
+
+
+def realised_volatility_bps(mid_x2: Int64Array, horizon: int) -> FloatArray:
+    """Return the realised volatility of the next ``horizon`` events, in basis points.
+
+    ``sqrt(sum((ln m[j] - ln m[j-1])^2 for j in t+1..t+k)) * 1e4``; NaN where unknown.
+    """
+    log_mid = np.log(mid_x2.astype(np.float64))
+    squared = np.concatenate(([0.0], np.diff(log_mid) ** 2))
+    cumulative = np.concatenate(([0.0], np.cumsum(squared)))
+    events = log_mid.shape[0]
+    volatility = np.full(events, np.nan)
+    count = max(events - horizon, 0)
+    total = cumulative[1 + horizon : 1 + horizon + count] - cumulative[1 : 1 + count]
+    volatility[:count] = np.sqrt(total) * 1e4
+    return volatility
+
+
+def sample_indices(series: BookSeries, window: int, horizon: int) -> npt.NDArray[np.int64]:
+    """Return the events that end a full window and have a label, all inside one segment."""
+    events = len(series)
+    segment = series.segment
+    candidates = np.arange(window - 1, max(events - horizon, window - 1), dtype=np.int64)
+    if candidates.size == 0:
+        return candidates
+    same_start = segment[candidates - window + 1] == segment[candidates]
+    same_end = segment[candidates + horizon] == segment[candidates]
+    kept: Int64Array = candidates[same_start & same_end]
+    return kept
+
+
+def windows(series: BookSeries, ends: npt.NDArray[np.int64], window: int) -> Int64Array:
+    """Return the exact book rows ``[len(ends), window, columns]`` ending at each of ``ends``."""
+    offsets = np.arange(-window + 1, 1, dtype=np.int64)
+    rows: Int64Array = series.book[ends[:, None] + offsets[None, :]]
+    return rows
+
+
+IMBALANCE_DEPTHS: Final = (1, 3, 5, 10)
+
+
+def imbalance_features(book: Int64Array, depths: Sequence[int] = IMBALANCE_DEPTHS) -> FloatArray:
+    """Return imbalance ``(bid - ask) / (bid + ask)`` of the sizes summed to each depth."""
+    ask_sizes = book[:, 1::4].astype(np.float64)
+    bid_sizes = book[:, 3::4].astype(np.float64)
+    columns = []
+    for depth in depths:
+        bid = bid_sizes[:, :depth].sum(axis=1)
+        ask = ask_sizes[:, :depth].sum(axis=1)
+        total = bid + ask
+        columns.append(np.divide(bid - ask, total, out=np.zeros_like(total), where=total > 0))
+    return np.stack(columns, axis=1)
+
+
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_files(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """Return each data file's name, size and SHA-256, for the metadata."""
+    return [
+        {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": file_sha256(Path(path))}
+        for path in files
+    ]
