@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "websockets), replaying recorded frames and matching signed orders against the "
         "replayed book. See docs/emulator.md.",
     )
-    emulator.add_argument("--venue", required=True, choices=("binance", "okx"))
+    emulator.add_argument("--venue", required=True, choices=("binance", "binance-usdm", "okx"))
     emulator.add_argument("--data", nargs="+", required=True, type=Path, metavar="FILE")
     emulator.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
     emulator.add_argument(

@@ -23,16 +23,17 @@ from kernel.emulator.okx import OkxMarket, OkxServer
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "DEFAULT_PASSPHRASE", "VENUES", "Emulator"]
 
-VENUES = ("binance", "okx")
+VENUES = ("binance", "binance-usdm", "okx")
 DEFAULT_API_KEY = "emulator-api-key"
 DEFAULT_API_SECRET = "emulator-api-secret"
 DEFAULT_PASSPHRASE = "emulator-passphrase"
 DEFAULT_BALANCES: Mapping[str, Mapping[str, str]] = {
     "binance": {"BTC": "10", "ETH": "100", "USDT": "1000000"},
+    "binance-usdm": {"USDT": "1000000"},
     "okx": {"BTC": "10", "USDT": "1000000", "USD": "1000000", "UNI": "10000"},
 }
 
-Venue = Literal["binance", "okx"]
+Venue = Literal["binance", "binance-usdm", "okx"]
 
 
 def _frames_of(
@@ -50,7 +51,8 @@ class Emulator:
     ``data`` is a list of recording files (merged by receive time) or frames.
     ``speed`` paces the replay at that multiple of recorded time; None plays
     as fast as the slowest subscriber reads. The replay starts with the first
-    market-data subscription (or :meth:`start_replay`).
+    market-data subscription (or :meth:`start_replay`). ``weight_limit``
+    overrides Binance's request weight allowed per minute.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Emulator:
         passphrase: str = DEFAULT_PASSPHRASE,
         balances: Mapping[str, str] | None = None,
         slow_consumer_s: float = 10.0,
+        weight_limit: int | None = None,
     ) -> None:
         if venue not in VENUES:
             raise ValueError(f"unknown venue {venue!r}; expected one of {', '.join(VENUES)}")
@@ -79,8 +82,13 @@ class Emulator:
         self.market: ReplayMarket
         self.engine: OrderEngine
         self._front: BinanceServer | OkxServer
-        if venue == "binance":
-            binance_market = BinanceMarket(frames, stats=self.stats, speed=speed)
+        if venue in ("binance", "binance-usdm"):
+            binance_market = BinanceMarket(
+                frames,
+                stats=self.stats,
+                speed=speed,
+                market="usdm" if venue == "binance-usdm" else "spot",
+            )
             front = BinanceServer(
                 binance_market,
                 faults=self.faults,
@@ -90,6 +98,7 @@ class Emulator:
                 balances=wallet,
                 clock_ms=self.clock_ms,
                 slow_consumer_s=slow_consumer_s,
+                weight_limit=weight_limit,
             )
             self.market, self.engine, self._front = binance_market, front.engine, front
         else:
@@ -182,6 +191,12 @@ class Emulator:
                 "combined streams": f"{self.ws_url}/stream?streams=<stream>/<stream>",
                 "raw streams": f"{self.ws_url}/ws/<stream>",
                 "user data": f"{self.ws_url}/ws/<listenKey>",
+            }
+        if self.venue == "binance-usdm":
+            return {
+                "rest": f"{self.http_url}/fapi/v1",
+                "combined streams": f"{self.ws_url}/stream?streams=<stream>/<stream>",
+                "raw streams": f"{self.ws_url}/ws/<stream>",
             }
         return {
             "rest": f"{self.http_url}/api/v5",

@@ -279,6 +279,25 @@ def test_rate_limit_answers_carry_retry_after_and_code_minus_1003(status: int) -
     run(scenario())
 
 
+def test_request_weight_past_the_limit_is_answered_429_with_retry_after() -> None:
+    async def scenario() -> None:
+        async with (
+            Emulator("binance", [BINANCE_BTC], weight_limit=12) as emulator,
+            aiohttp.ClientSession() as http,
+        ):
+            if time.time() % 60 > 59:
+                await asyncio.sleep(1.1)  # keep the three requests in one weight minute
+            depth_url = f"{emulator.http_url}/api/v3/depth"
+            answers = [await get_json(http, depth_url, symbol="BTCUSDT") for _ in range(3)]
+        assert [status for status, _, _ in answers] == [200, 200, 429]
+        assert [h["X-MBX-USED-WEIGHT-1M"] for _, _, h in answers] == ["5", "10", "15"]
+        assert 1 <= int(answers[2][2]["Retry-After"]) <= 60
+        assert answers[2][1]["code"] == -1003
+        assert emulator.stats.rate_limited == 1
+
+    run(scenario())
+
+
 def test_a_wrong_signature_is_rejected_with_minus_1022() -> None:
     async def scenario() -> None:
         async with Emulator("binance", [BINANCE_BTC]) as emulator, aiohttp.ClientSession() as http:
@@ -498,5 +517,40 @@ def test_the_full_shared_recording_bridges_with_no_gaps(shared_data) -> None:  #
         assert feed.stats.oracle_mismatches == 0
         assert feed.stats.book_updates > 6000
         assert feed.book_state("BTCUSDT") is BookState.VALID
+
+    run(scenario(), timeout=300)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_usdm_futures_snapshot_and_stream_bridge_by_the_futures_rule(shared_data) -> None:  # type: ignore[no-untyped-def]
+    files = [shared_data / "orderbook" / "binance_usdm" / "btcusdt_20240808.gz"]
+
+    async def scenario() -> None:
+        async with Emulator("binance-usdm", files) as emulator:
+            url = _stream_url(emulator, "btcusdt@depth@0ms/btcusdt@bookTicker/btcusdt@trade")
+            async with connect(url) as ws, aiohttp.ClientSession() as http:
+                feed = BinanceFeed(Bus(), "usdm")
+                await read_into(ws, feed, url, limit=3)
+                emulator.pause()
+                await read_into(ws, feed, url, idle_s=0.3)
+                status, snapshot, headers = await get_json(
+                    http, f"{emulator.http_url}/fapi/v1/depth", symbol="BTCUSDT", limit="1000"
+                )
+                feed.on_frame(
+                    RawFrame(time.time_ns(), orjson.dumps(snapshot), "rest:depth:BTCUSDT")
+                )
+                emulator.resume()
+                await read_into(ws, feed, url, idle_s=2.0)
+                _, info, _ = await get_json(http, f"{emulator.http_url}/fapi/v1/exchangeInfo")
+        assert status == 200
+        assert headers["X-MBX-USED-WEIGHT-1M"] == "20"
+        assert emulator.market.finished.is_set()
+        assert feed.stats.gaps == 0
+        assert feed.stats.oracle_checks > 100
+        assert feed.stats.oracle_mismatches == 0
+        assert feed.book_state("BTCUSDT") is BookState.VALID
+        btc = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
+        assert (btc["pricePrecision"], btc["quantityPrecision"]) == (2, 3)
 
     run(scenario(), timeout=300)
