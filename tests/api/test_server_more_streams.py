@@ -309,6 +309,42 @@ def test_trade_stream_of_a_client_that_never_reads_drops_the_oldest(
     run(main())
 
 
+def test_trade_stream_with_max_batch_sends_waiting_trades_together_in_order(
+    tmp_path: Path, frames: list[RawFrame]
+) -> None:
+    async def main() -> None:
+        async with running(tmp_path, frames[:SPLIT]) as api:
+            stats = api.server.market_data.trade_stats
+            market = market_data_pb2_grpc.MarketDataServiceStub(api.channel)
+            stream = market.StreamTrades(
+                market_data_pb2.StreamTradesRequest(instruments=[BTC], max_batch=100),
+                metadata=auth(READ_TOKEN),
+            )
+            await opened(stats)
+            topic = topics.trade("binance", "BTCUSDT")
+            for index in range(250):  # all waiting when the stream next writes
+                trade = Trade(
+                    "binance", "BTCUSDT", 6_000_000_000_000, 1000, AggressorSide.BUY,
+                    str(index), index, index,
+                )  # fmt: skip
+                api.stack.bus.publish(topic, trade)
+            messages = [await asyncio.wait_for(stream.read(), 5) for _ in range(3)]
+            assert [len(m.trades) for m in messages] == [100, 100, 50]
+            assert not any(m.HasField("trade") for m in messages)
+            received = [t.trade_id for m in messages for t in m.trades]
+            assert received == [str(i) for i in range(250)]
+            assert stats.sent == 250 and stats.dropped == 0
+            stream.cancel()
+
+            too_big = market_data_pb2.StreamTradesRequest(instruments=[BTC], max_batch=5000)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await market.StreamTrades(too_big, metadata=auth(READ_TOKEN)).read()
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (raised.value.details() or "").startswith("max_batch: at most 1024")
+
+    run(main())
+
+
 def test_stream_portfolio(tmp_path: Path, frames: list[RawFrame]) -> None:
     async def main() -> None:
         async with running(tmp_path, frames[:SPLIT]) as api:

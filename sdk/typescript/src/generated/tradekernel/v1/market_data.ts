@@ -387,12 +387,23 @@ export interface StreamQuotesResponse {
 export interface StreamTradesRequest {
   /** Instruments to stream; at least one. */
   instruments: InstrumentId[];
+  /**
+   * Most trades per message, at most 1024. 0 or 1: one trade per message, in
+   * `trade`. Above 1: the trades waiting when the stream writes come together
+   * in `trades` (up to this many a message), so a busy stream sends fewer,
+   * larger messages; nothing waits for a batch to fill.
+   */
+  maxBatch: number;
 }
 
-/** One trade of a `StreamTrades` stream. */
+/** One trade, or a batch of trades, of a `StreamTrades` stream. */
 export interface StreamTradesResponse {
-  /** The trade. */
-  trade: Trade | undefined;
+  /** The trade; unset when the request asked for batches. */
+  trade:
+    | Trade
+    | undefined;
+  /** With `max_batch` above 1: the trades of this message, oldest first. */
+  trades: Trade[];
 }
 
 /** Which book to return. */
@@ -2075,13 +2086,16 @@ export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
 };
 
 function createBaseStreamTradesRequest(): StreamTradesRequest {
-  return { instruments: [] };
+  return { instruments: [], maxBatch: 0 };
 }
 
 export const StreamTradesRequest: MessageFns<StreamTradesRequest> = {
   encode(message: StreamTradesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.instruments) {
       InstrumentId.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.maxBatch !== 0) {
+      writer.uint32(16).uint32(message.maxBatch);
     }
     return writer;
   },
@@ -2107,6 +2121,14 @@ export const StreamTradesRequest: MessageFns<StreamTradesRequest> = {
             message.instruments.push(InstrumentId.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxBatch = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2124,6 +2146,11 @@ export const StreamTradesRequest: MessageFns<StreamTradesRequest> = {
       instruments: globalThis.Array.isArray(object?.instruments)
         ? object.instruments.map((e: any) => InstrumentId.fromJSON(e))
         : [],
+      maxBatch: isSet(object.maxBatch)
+        ? globalThis.Number(object.maxBatch)
+        : isSet(object.max_batch)
+        ? globalThis.Number(object.max_batch)
+        : 0,
     };
   },
 
@@ -2131,6 +2158,9 @@ export const StreamTradesRequest: MessageFns<StreamTradesRequest> = {
     const obj: any = {};
     if (message.instruments?.length) {
       obj.instruments = message.instruments.map((e) => InstrumentId.toJSON(e));
+    }
+    if (message.maxBatch !== 0) {
+      obj.maxBatch = Math.round(message.maxBatch);
     }
     return obj;
   },
@@ -2141,18 +2171,22 @@ export const StreamTradesRequest: MessageFns<StreamTradesRequest> = {
   fromPartial(object: DeepPartial<StreamTradesRequest>): StreamTradesRequest {
     const message = createBaseStreamTradesRequest();
     message.instruments = object.instruments?.map((e) => InstrumentId.fromPartial(e)) || [];
+    message.maxBatch = object.maxBatch ?? 0;
     return message;
   },
 };
 
 function createBaseStreamTradesResponse(): StreamTradesResponse {
-  return { trade: undefined };
+  return { trade: undefined, trades: [] };
 }
 
 export const StreamTradesResponse: MessageFns<StreamTradesResponse> = {
   encode(message: StreamTradesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.trade !== undefined) {
       Trade.encode(message.trade, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.trades) {
+      Trade.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2178,6 +2212,14 @@ export const StreamTradesResponse: MessageFns<StreamTradesResponse> = {
             message.trade = Trade.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.trades.push(Trade.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2191,13 +2233,19 @@ export const StreamTradesResponse: MessageFns<StreamTradesResponse> = {
   },
 
   fromJSON(object: any): StreamTradesResponse {
-    return { trade: isSet(object.trade) ? Trade.fromJSON(object.trade) : undefined };
+    return {
+      trade: isSet(object.trade) ? Trade.fromJSON(object.trade) : undefined,
+      trades: globalThis.Array.isArray(object?.trades) ? object.trades.map((e: any) => Trade.fromJSON(e)) : [],
+    };
   },
 
   toJSON(message: StreamTradesResponse): unknown {
     const obj: any = {};
     if (message.trade !== undefined) {
       obj.trade = Trade.toJSON(message.trade);
+    }
+    if (message.trades?.length) {
+      obj.trades = message.trades.map((e) => Trade.toJSON(e));
     }
     return obj;
   },
@@ -2208,6 +2256,7 @@ export const StreamTradesResponse: MessageFns<StreamTradesResponse> = {
   fromPartial(object: DeepPartial<StreamTradesResponse>): StreamTradesResponse {
     const message = createBaseStreamTradesResponse();
     message.trade = (object.trade !== undefined && object.trade !== null) ? Trade.fromPartial(object.trade) : undefined;
+    message.trades = object.trades?.map((e) => Trade.fromPartial(e)) || [];
     return message;
   },
 };

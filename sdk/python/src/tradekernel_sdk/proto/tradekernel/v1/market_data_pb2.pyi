@@ -606,6 +606,13 @@ class StreamTradesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTRUMENTS_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_FIELD_NUMBER: _builtins.int
+    max_batch: _builtins.int
+    """Most trades per message, at most 1024. 0 or 1: one trade per message, in
+    `trade`. Above 1: the trades waiting when the stream writes come together
+    in `trades` (up to this many a message), so a busy stream sends fewer,
+    larger messages; nothing waits for a batch to fill.
+    """
     @_builtins.property
     def instruments(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.InstrumentId]:
         """Instruments to stream; at least one."""
@@ -614,10 +621,11 @@ class StreamTradesRequest(_message.Message):
         self,
         *,
         instruments: _abc.Iterable[_types_pb2.InstrumentId] | None = ...,
+        max_batch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instruments", b"instruments"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instruments", b"instruments", "max_batch", b"max_batch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -625,23 +633,29 @@ Global___StreamTradesRequest: _TypeAlias = StreamTradesRequest  # noqa: Y015
 
 @_typing.final
 class StreamTradesResponse(_message.Message):
-    """One trade of a `StreamTrades` stream."""
+    """One trade, or a batch of trades, of a `StreamTrades` stream."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TRADE_FIELD_NUMBER: _builtins.int
+    TRADES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def trade(self) -> Global___Trade:
-        """The trade."""
+        """The trade; unset when the request asked for batches."""
+
+    @_builtins.property
+    def trades(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]:
+        """With `max_batch` above 1: the trades of this message, oldest first."""
 
     def __init__(
         self,
         *,
         trade: Global___Trade | None = ...,
+        trades: _abc.Iterable[Global___Trade] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["trade", b"trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["trade", b"trade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["trade", b"trade", "trades", b"trades"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
