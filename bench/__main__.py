@@ -18,7 +18,17 @@ from bench.common import Context, find_data, version_of
 # In the order of the report. ``rss`` runs first: a child process's ru_maxrss
 # also counts the parent's memory at the time it is spawned, so it is measured
 # while this process is still small.
-BENCHMARKS = ("book", "e2e", "rss", "bus", "fixedpoint", "journal", "tick_to_order", "remote")
+BENCHMARKS = (
+    "book",
+    "e2e",
+    "rss",
+    "bus",
+    "fixedpoint",
+    "journal",
+    "tick_to_order",
+    "remote",
+    "api_stream",
+)
 _RUN_FIRST = ("rss",)
 _QUICK_RUNS = 2
 _QUICK_LINES = 15_000
