@@ -13,9 +13,9 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
-PLUGINS := plugins/tradekernel-strategies
+PLUGINS := plugins/tradekernel-strategies plugins/tradekernel-models
 
-$(STAMP): pyproject.toml sdk/python/pyproject.toml $(PLUGINS)/pyproject.toml kernel/book/_accel.c
+$(STAMP): pyproject.toml sdk/python/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) kernel/book/_accel.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]' $(addprefix -e ,$(PLUGINS))
