@@ -103,6 +103,7 @@ class LiveKernel:
         *,
         response_type: ResponseType = "FULL",
         backoff: Backoff | None = None,
+        keepalive_s: float = 1800.0,
     ) -> None:
         self.bus = Bus()
         self.clock = MarketClock(self.bus)
@@ -144,6 +145,7 @@ class LiveKernel:
             ws_url=emulator.ws_url,
             response_type=response_type,
             backoff=backoff or fast_backoff(),
+            keepalive_s=keepalive_s,
             orders=self.orders,
         )
         routed: OrderVenue = self.venue  # the order manager's venue protocol, checked by mypy
@@ -271,6 +273,7 @@ def test_an_order_passes_risk_and_the_journal_then_fills_on_binance_and_reaches_
             assert kernel.orders.duplicate_fills == 0
             assert_fills_match_the_venue(kernel, emulator, order)
             assert kernel.orders.portfolio.quantity("binance", SYMBOL) == QUANTITY
+            assert kernel.venue.rest.orders_10s.used() >= 1  # the venue's order count, echoed
             kinds = kernel.journal_kinds()
             assert kinds.index("submit") < kinds.index("event")  # on record before it acted
             assert kinds.count("event") == 1 + len(order.fill_ids)  # accepted, then each fill
@@ -415,6 +418,30 @@ def test_a_fill_missed_while_the_user_stream_was_down_is_found_by_reconciliation
             assert latest.checked == 1 and latest.fills == 1 and latest.closed == 1
             assert_fills_match_the_venue(kernel, emulator, order)
             assert kernel.orders.portfolio.quantity("binance", SYMBOL) == QUANTITY
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_the_listen_key_is_kept_alive_and_a_new_one_taken_when_the_venue_forgets_it(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj", keepalive_s=0.1)
+            await kernel.start()
+            await until(lambda: kernel.venue.keepalives >= 3)
+            assert kernel.venue.listen_keys == 1
+            assert kernel.venue.stream_connects == 1
+            # The venue forgets the key (it expired): the next keepalive is refused with -1125.
+            # No emulator fault expires keys; forgetting them is what expiry looks like.
+            emulator._front.listen_keys.clear()  # type: ignore[union-attr]
+            await until(lambda: kernel.venue.listen_keys == 2)
+            await until(kernel.venue.stream_connected.is_set)
+            order = kernel.marketable_buy()
+            await until(lambda: order.status is OrderStatus.FILLED)
             await kernel.stop()
 
     run(scenario())
