@@ -16,7 +16,9 @@ stage with ``perf_counter_ns`` stamps (:class:`kernel.metrics.TickToOrder`):
 
 Percentiles are exact (every order is kept); runs are separate kernels, the
 figures of the median run (by total p50) are reported with every run's p50 and
-p99 beside them.
+p99 beside them. The output says whether the compiled helpers of
+``kernel/book/_accel.c`` were in use (``TRADEKERNEL_PURE_PYTHON=1`` measures
+the pure-Python path).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import uvloop
 
 from bench.common import Context, fmt_int, fmt_ns, median, note, table
+from kernel.book.accel import COMPILED
 from kernel.service.builder import build
 from kernel.service.config import parse_config
 
@@ -103,6 +106,8 @@ def run(ctx: Context) -> dict[str, Any]:
         f"\n[{NAME}] {len(paths)} spot files through feed, imbalance strategy, risk, journal, "
         f"paper venue; {ctx.runs} kernels"
     )
+    path = "compiled (kernel/book/_accel.c)" if COMPILED else "pure Python"
+    note(f"level conversion, book apply and depth views: {path}")
     logging.getLogger("kernel").setLevel(logging.WARNING)
     runs = [_run_once(paths) for _ in range(ctx.runs)]
     runs.sort(key=lambda result: result["stages"]["total"]["p50"])
@@ -143,6 +148,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "orders": chosen["orders"],
         "denials": chosen["denials"],
         "frames": chosen["frames"],
+        "compiled_helpers": COMPILED,
         "goals": {
             "p50_ns": _GOAL_P50_NS,
             "p99_ns": _GOAL_P99_NS,
