@@ -65,10 +65,13 @@ from tradekernel_sdk.types import (
 
 __all__ = [
     "RATIO_SCALE",
+    "REFERENCE_FORMAT",
     "BarBuilder",
+    "ColumnReference",
     "EventKind",
     "Feature",
     "FeatureParamsError",
+    "FeatureReference",
     "FeatureSet",
     "FeatureSpec",
     "FeatureTable",
@@ -78,6 +81,8 @@ __all__ = [
     "Value",
     "aggressor_sign",
     "compute_batch",
+    "reference_column",
+    "reference_from_tables",
     "to_float",
 ]
 
@@ -501,3 +506,105 @@ def aggressor_sign(side: AggressorSide) -> int:
     if side is AggressorSide.SELL:
         return -1
     return 0
+
+
+# -- drift reference ------------------------------------------------------------
+
+REFERENCE_FORMAT = 1
+"""Version of the :class:`FeatureReference` JSON shape."""
+
+
+class ColumnReference(msgspec.Struct, frozen=True):
+    """The training distribution of one output, summarised for drift monitoring.
+
+    Values are real numbers (:func:`to_float` of the raw values); undefined
+    ones are counted in ``missing`` and left out of everything else.
+
+    * ``bin_edges``: strictly ascending inner boundaries; a value ``x`` falls
+      in bin ``bisect_right(bin_edges, x)``, so ``bin_counts`` has one more
+      entry than ``bin_edges`` (the outer bins are open-ended). The edges are
+      reference quantiles, so the bins hold roughly equal shares.
+    * ``quantiles``: the values at probabilities ``i / (len − 1)``, ``i = 0 ..
+      len − 1`` (the minimum first, the maximum last): an evenly spaced
+      sample of the reference, against which the two-sample
+      Kolmogorov–Smirnov statistic is computed.
+    """
+
+    count: int
+    missing: int
+    bin_edges: list[float]
+    bin_counts: list[int]
+    quantiles: list[float]
+
+
+class FeatureReference(msgspec.Struct, frozen=True):
+    """The reference a model is trained on, stored as ``feature_reference`` in ``metadata.json``.
+
+    ``columns`` maps each column name (``"<feature>.<output>"``) to its
+    :class:`ColumnReference`. Serialise with ``msgspec.json.encode`` or
+    ``msgspec.to_builtins``; read back with ``msgspec.convert(data, FeatureReference)``.
+    """
+
+    format: int
+    rows: int
+    columns: dict[str, ColumnReference]
+
+
+def _quantile(ordered: Sequence[float], probability: float) -> float:
+    """Return the ``probability`` quantile of sorted values, interpolating linearly."""
+    position = probability * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    fraction = position - low
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+def reference_column(
+    values: Iterable[float | None], bins: int = 10, quantiles: int = 101
+) -> ColumnReference:
+    """Summarise one column's training values: quantile bins with their counts, and quantiles.
+
+    ``None`` and NaN count as missing. With no defined value every list is empty.
+    """
+    if bins < 1 or quantiles < 2:
+        raise ValueError("a reference needs at least one bin and two quantiles")
+    defined: list[float] = []
+    missing = 0
+    for value in values:
+        if value is None or math.isnan(value):
+            missing += 1
+        else:
+            defined.append(float(value))
+    if not defined:
+        return ColumnReference(0, missing, [], [], [])
+    defined.sort()
+    edges: list[float] = []
+    for index in range(1, bins):
+        edge = _quantile(defined, index / bins)
+        if (not edges or edge > edges[-1]) and edge > defined[0]:
+            edges.append(edge)
+    counts = [0] * (len(edges) + 1)
+    for value in defined:
+        counts[bisect.bisect_right(edges, value)] += 1
+    sample = [_quantile(defined, index / (quantiles - 1)) for index in range(quantiles)]
+    return ColumnReference(len(defined), missing, edges, counts, sample)
+
+
+def reference_from_tables(
+    tables: Iterable[FeatureTable], *, bins: int = 10, quantiles: int = 101
+) -> FeatureReference:
+    """Summarise training feature tables (one or more instruments, pooled) column by column."""
+    columns: dict[str, list[float | None]] = {}
+    rows = 0
+    for table in tables:
+        rows += len(table.rows)
+        for index, (name, output) in enumerate(zip(table.columns, table.outputs, strict=True)):
+            column = columns.setdefault(name, [])
+            column.extend(
+                None if row[index] is None else to_float(row[index], output) for row in table.rows
+            )
+    return FeatureReference(
+        REFERENCE_FORMAT,
+        rows,
+        {name: reference_column(values, bins, quantiles) for name, values in columns.items()},
+    )
