@@ -51,12 +51,71 @@ def _okx(feed: Feed, symbols: list[str], urls: dict[str, str]) -> LiveRunner:
     return OkxMarketData(feed, symbols, url=urls.get("ws_url") or PUBLIC_URL)
 
 
-# venue -> how to connect its feed; venues join as their live modules land.
+def _kraken(feed: Feed, symbols: list[str], urls: dict[str, str]) -> LiveRunner:
+    from kernel.adapters.kraken import KrakenFeed  # noqa: PLC0415
+    from kernel.live.kraken import KrakenMarketData  # noqa: PLC0415
+
+    if not isinstance(feed, KrakenFeed):
+        raise TypeError(f"a Kraken connection needs a Kraken feed, got {type(feed).__name__}")
+    return KrakenMarketData(feed, symbols, url=urls.get("ws_url") or None)
+
+
+def _coinbase(feed: Feed, symbols: list[str], urls: dict[str, str]) -> LiveRunner:
+    from kernel.adapters.coinbase import CoinbaseFeed  # noqa: PLC0415
+    from kernel.live.coinbase import MARKET_DATA_URL, CoinbaseMarketData  # noqa: PLC0415
+
+    if not isinstance(feed, CoinbaseFeed):
+        raise TypeError(f"a Coinbase connection needs a Coinbase feed, got {type(feed).__name__}")
+    return CoinbaseMarketData(feed, symbols, url=urls.get("ws_url") or MARKET_DATA_URL)
+
+
+class _Together:
+    """Several connections run as one (Bybit: one connection per market)."""
+
+    def __init__(self, runners: list[LiveRunner]) -> None:
+        self.runners = runners
+
+    async def run(self) -> None:
+        await asyncio.gather(*(runner.run() for runner in self.runners))
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+
+
+def _bybit(feed: Feed, symbols: list[str], urls: dict[str, str]) -> LiveRunner:
+    """Symbols name their market, ``linear:BTCUSDT``; a bare symbol is spot."""
+    from kernel.adapters.bybit import BybitFeed  # noqa: PLC0415
+    from kernel.live.bybit import PUBLIC_URLS, BybitMarketData  # noqa: PLC0415
+
+    if not isinstance(feed, BybitFeed):
+        raise TypeError(f"a Bybit connection needs a Bybit feed, got {type(feed).__name__}")
+    by_market: dict[str, list[str]] = {}
+    for symbol in symbols:
+        market, _, name = symbol.rpartition(":")
+        by_market.setdefault(market or "spot", []).append(name)
+    unknown = sorted(set(by_market) - set(PUBLIC_URLS))
+    if unknown:
+        raise ValueError(f"unknown Bybit market(s) {unknown}; expected {sorted(PUBLIC_URLS)}")
+    if urls.get("ws_url") and len(by_market) > 1:
+        raise ValueError("one ws_url serves one Bybit market; configure one [[live]] per market")
+    return _Together(
+        [
+            BybitMarketData(feed, names, market=market, url=urls.get("ws_url") or None)  # type: ignore[arg-type]
+            for market, names in by_market.items()
+        ]
+    )
+
+
+# venue -> how to connect its feed.
 LIVE_VENUES: dict[str, Callable[[Feed, list[str], dict[str, str]], LiveRunner]] = {
     "binance": _binance,
     "binance-usdm": _binance,
     "binance-coinm": _binance,
     "okx": _okx,
+    "kraken": _kraken,
+    "bybit": _bybit,
+    "coinbase": _coinbase,
 }
 
 

@@ -147,8 +147,11 @@ class WebSocketSession:
         return True
 
     async def _sleep(self, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+        # that lands as the event fires, and run() would never end.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def _connect_once(self) -> bool:
         """Run one connection to its end; return whether it ever delivered a frame."""
