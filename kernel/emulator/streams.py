@@ -98,6 +98,7 @@ class StreamConnection:
         if self.closed:
             return
         self.closed = True
+        self._release()
         if abrupt:
             transport = self.request.transport
             if transport is not None:
@@ -114,9 +115,15 @@ class StreamConnection:
     async def stop(self) -> None:
         """Stop the writer (the handler is done with the connection)."""
         self.closed = True
+        self._release()
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._writer
+
+    def _release(self) -> None:
+        """Empty the queue, so a replay waiting to queue a frame here goes on at once."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
 
     async def _send(self, key: str, payload: bytes) -> None:
         if self._encode is not None and key != CONTROL:
@@ -166,3 +173,4 @@ class StreamConnection:
             pass
         finally:
             self.closed = True
+            self._release()
