@@ -104,6 +104,32 @@ def test_a_late_subscriber_gets_a_snapshot_that_passes_the_checksum() -> None:
     run(scenario())
 
 
+def test_a_stale_subscription_snapshot_is_caught_by_the_sequence_check() -> None:
+    async def scenario() -> None:
+        async with (
+            Emulator("okx", [OKX_REST, OKX_WS], speed=5) as emulator,
+            connect(f"{emulator.ws_url}/ws/v5/public") as early,
+            connect(f"{emulator.ws_url}/ws/v5/public") as late,
+        ):
+            await early.send(_subscribe(("books",), ("BTC-USDT",)))
+            seen = await _read_okx(early, _feed(), limit=8)
+            emulator.pause()
+            seen += await _read_okx(early, _feed(), idle_s=0.3)
+            emulator.faults.stale_snapshot()
+            late_feed = _feed()
+            await late.send(_subscribe(("books",), ("BTC-USDT",)))
+            late_messages = await _read_okx(late, late_feed, limit=2)
+            emulator.resume()
+            await _read_okx(late, late_feed, limit=3)
+        stale = late_messages[1]["data"][0]
+        assert stale["seqId"] < seen[-1]["data"][0]["seqId"]
+        assert emulator.stats.stale_snapshots == 1
+        assert late_feed.stats.gaps == 1  # the first update's prevSeqId is not the snapshot's
+        assert late_feed.book_state("BTC-USDT") is BookState.INVALID
+
+    run(scenario())
+
+
 def test_a_dropped_update_is_a_sequence_gap_the_feed_detects() -> None:
     async def scenario() -> None:
         async with (
