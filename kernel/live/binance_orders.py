@@ -20,9 +20,10 @@ entry: Binance"):
   day, the venue's ``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-*`` echoes
   taken as the truth, 429 and 418 answers block every call for ``Retry-After``;
   a rate-limited order is sent again once if the wait is short, else rejected.
-* **Unknown outcomes.** A timeout, a dropped connection or a 5xx answer means
-  the order may or may not exist: it is looked up by its client order id
-  rather than guessed rejected.
+* **Unknown outcomes.** A timeout, a dropped connection, a 5xx answer or the
+  codes ``-1006`` / ``-1007`` ("execution status unknown") mean the order may
+  or may not exist: it is looked up by its client order id rather than
+  guessed rejected.
 * **Events.** ``executionReport`` execution types map onto order events; a
   fill is identified by its trade id, so the same trade from the REST answer,
   the stream and a trade query counts once. Commission is converted exactly
@@ -150,6 +151,8 @@ SPOT = OrderApi(
 
 ERROR_MEANINGS: dict[int, str] = {
     -1003: "too much request weight used",
+    -1006: "unexpected response, execution status unknown",
+    -1007: "timeout, execution status unknown",
     -1013: "filter failure",
     -1015: "too many new orders",
     -1021: "timestamp outside the recvWindow",
@@ -170,6 +173,8 @@ _HEALTHY_AFTER_S = 5.0
 _TIMESTAMP_ERROR = -1021
 _NO_SUCH_ORDER = -2013
 _NO_SUCH_LISTEN_KEY = -1125
+# "Execution status unknown" (UNEXPECTED_RESP, TIMEOUT): the request may have taken effect.
+_STATUS_UNKNOWN = frozenset({-1006, -1007})
 _TIME_IN_FORCE = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 _EXPIRY_REASONS = {
     "EXPIRED": "expired by the venue (time in force, market liquidity or maintenance)",
@@ -361,8 +366,17 @@ class BinanceRest:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise OutcomeUnknownError(f"{method} {path}: {type(exc).__name__}") from None
         if status in (418, 429):
-            wait = float(retry_after) if retry_after.isdigit() else 60.0
-            self.weights.block_for(wait)
+            if retry_after.isdigit():
+                wait = float(retry_after)
+                self.weights.block_for(wait)
+            elif new_order and status == 429:
+                # The unfilled-order count is over its limit: a 429 without Retry-After,
+                # and only new orders wait (for the 10 s window).
+                wait = self.orders_10s.interval_s
+                self.orders_10s.block_for(wait)
+            else:
+                wait = 60.0
+                self.weights.block_for(wait)
             self.rate_limited += 1
             log.warning("binance %s %s: HTTP %d, no calls for %.0f s", method, path, status, wait)
             code, message = _error_fields(body)
@@ -371,6 +385,8 @@ class BinanceRest:
             raise OutcomeUnknownError(f"{method} {path}: HTTP {status}")
         if status != 200:
             code, message = _error_fields(body)
+            if code in _STATUS_UNKNOWN:
+                raise OutcomeUnknownError(f"{method} {path}: {rejection_reason(code, message)}")
             raise VenueError(status, code, message)
         return orjson.loads(body)
 
@@ -678,7 +694,7 @@ class BinanceOrderEntry:
             return
 
     async def _wait_out_rate_limit(self) -> None:
-        delay = self.rest.weights.delay_for(1)
+        delay = max(self.rest.weights.delay_for(1), self.rest.orders_10s.delay_for(1))
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -330,6 +330,29 @@ def test_venue_rejections_reach_the_order_manager_with_the_venue_reason(
     run(scenario())
 
 
+def test_an_answer_with_unknown_execution_status_is_looked_up_not_guessed(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            emulator.faults.reject_orders(
+                -1007, "Timeout waiting for response from backend server. Send status unknown."
+            )
+            order = kernel.resting_buy()
+            await until(lambda: order.status is OrderStatus.EXPIRED)
+            # Not rejected on the venue's word: the order was looked up, and it does not exist.
+            assert order.reason == "the venue does not know the order"
+            assert emulator.engine.find(SYMBOL, client_order_id=order.client_order_id) is None
+            assert emulator.stats.orders == 1  # and it was not sent again
+            await kernel.stop()
+
+    run(scenario())
+
+
 def test_a_clock_offset_is_measured_at_start_and_corrected_after_a_timestamp_refusal(
     tmp_path: Path, keys: Keys
 ) -> None:
