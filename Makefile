@@ -15,10 +15,13 @@ help: ## List the targets
 
 PLUGINS := plugins/tradekernel-strategies plugins/tradekernel-models
 
+# The models plug-in's train extra (torch CPU, onnx, matplotlib) installs in well under a
+# minute, and with it `make test` runs the training tests (tests/models/) instead of skipping.
 $(STAMP): pyproject.toml sdk/python/pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS)) kernel/book/_accel.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/pip install --quiet -e 'plugins/tradekernel-models[train]'
 	touch $(STAMP)
 
 # The TypeScript SDK's dependencies; without npm its tests skip (tests/sdk_typescript).

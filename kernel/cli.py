@@ -25,6 +25,13 @@ from kernel.emulator.cli import serve as serve_emulator
 from kernel.journal import verify as verify_journal
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
+from kernel.models.cli import (
+    add_models_eval_command,
+    add_train_command,
+    is_models_eval,
+    run_eval,
+    run_train,
+)
 from kernel.plugins import PluginHost
 from kernel.plugins.cli import plugins_list
 from kernel.recording import CODECS, RecordingWriter, merge_frames, open_reader
@@ -141,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
         help="replay at X times recorded speed, or 'max' (default: as fast as clients read)",
     )
     add_api_commands(commands)
+    add_models_eval_command(commands.choices["models"])
+    add_train_command(commands)
     return parser
 
 
@@ -236,6 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     setup_logging(args.log_level, json_lines=args.log_json)
+    if is_models_eval(args):
+        return run_eval(args)
+    if args.command == "train":
+        return run_train(args)
     if args.command in API_COMMANDS or (
         args.command == "plugins" and args.plugins_command in PLUGIN_API_COMMANDS
     ):

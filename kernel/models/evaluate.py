@@ -89,16 +89,23 @@ class OnnxModel:
 
 
 def evaluate_series(
-    metadata: dict[str, Any], series: BookSeries, predict: Predictor
+    metadata: dict[str, Any],
+    series: BookSeries,
+    predict: Predictor,
+    ends: npt.NDArray[np.int64] | None = None,
 ) -> dict[str, Any]:
-    """Return the model's and every baseline's figures on ``series``."""
+    """Return the model's and every baseline's figures on ``series``.
+
+    ``ends`` chooses the samples (events ending a window); all of them by default.
+    """
     features = metadata["input"]
     label = metadata["label"]
     window = int(features["window"])
     horizon = int(label["horizon"])
     threshold = float(label["threshold"])
     normalisation = Normalisation.from_json(features["normalisation"])
-    ends = sample_indices(series, window, horizon)
+    if ends is None:
+        ends = sample_indices(series, window, horizon)
     if ends.size == 0:
         raise ValueError(
             f"the data has {len(series)} events of {series.symbol}: too few for a window of "

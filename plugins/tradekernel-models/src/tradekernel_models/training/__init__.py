@@ -1,0 +1,1 @@
+"""Training (torch): install the ``train`` extra, then run ``tradekernel train --config FILE``."""
