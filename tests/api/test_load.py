@@ -10,7 +10,7 @@ again.
 What must hold, comparing the load phase with the idle phases of the same run:
 
 * tick-to-order p99 (frame in → order routed, ``kernel.metrics.TickToOrder``)
-  at most twice its idle value. Idle is measured before and after the load
+  at most twice its idle value (and the median too). Idle is measured before and after the load
   and pooled, so a burst of other work on the shared machine during one
   idle window does not decide the baseline alone;
 * the kernel's resident memory does not keep growing: a least-squares slope
@@ -248,4 +248,6 @@ def test_fifty_streaming_clients_and_order_flow_keep_tick_to_order_and_memory(
         figures
     )
     assert loaded["p99"] <= MAX_P99_RATIO * idle["p99"], figures
+    # The median moves first when serving costs the hot path (it is far less noisy).
+    assert loaded["p50"] <= MAX_P99_RATIO * idle["p50"], figures
     assert rss_slope_mib_s < MAX_RSS_SLOPE_MIB_S, figures
