@@ -43,7 +43,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal, Protocol
@@ -535,7 +535,11 @@ class BinanceOrderEntry:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="binance-orders")
 
     async def stop(self) -> None:
-        """Stop the stream and background work, close the listen key and the HTTP session."""
+        """Stop the stream and background work and close the HTTP session.
+
+        The listen key is left to expire: the venue gives one key per account,
+        so closing it would end the stream of any other process on the account.
+        """
         self._stopping.set()
         tasks = [t for t in (self._runner, *self._tasks) if t is not None]
         for task in tasks:
@@ -543,15 +547,7 @@ class BinanceOrderEntry:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._listen_key:
-            with contextlib.suppress(VenueError, OutcomeUnknownError):
-                await self.rest.call(
-                    "DELETE",
-                    self.api.listen_key_path,
-                    {"listenKey": self._listen_key},
-                    keys=self.credentials.for_reading(),
-                )
-            self._listen_key = ""
+        self._listen_key = ""
         await self.rest.close()
         self.close()
 
@@ -640,7 +636,7 @@ class BinanceOrderEntry:
             return
 
     async def _cancel(self, request: CancelRequest) -> None:
-        tracked = self._tracked.get(request.client_order_id)
+        tracked = self._known(request.client_order_id)
         if tracked is not None and tracked.placing is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(tracked.placing)  # the order must exist before it can go
@@ -800,10 +796,8 @@ class BinanceOrderEntry:
             self._spawn(self._drop_stream())
 
     def _on_execution_report(self, report: Mapping[str, Any]) -> None:
-        tracked = self._tracked.get(report["c"])
-        if tracked is None:
-            # Cancels carry the cancel's own id in c and the order's in C.
-            tracked = self._tracked.get(report.get("C") or "")
+        # Cancels carry the cancel's own id in c and the order's in C.
+        tracked = self._known(report["c"]) or self._known(report.get("C") or "")
         if tracked is None:
             return  # an order this kernel did not place (reconciliation reports those)
         instrument = self._instruments(tracked.symbol)
@@ -1111,9 +1105,18 @@ class BinanceOrderEntry:
         if not task.cancelled() and task.exception() is not None:
             log.error("binance order task failed", exc_info=task.exception())
 
-    def tracked_ids(self) -> Iterable[str]:
-        """Return the client order ids this adapter knows."""
-        return self._tracked.keys()
+    def _known(self, client_order_id: str) -> _Tracked | None:
+        """Return a tracked order, adopting it from the kernel's open orders if need be.
+
+        After a restart an order from the journal may be cancelled, or reported
+        on, before reconciliation has looked at it.
+        """
+        tracked = self._tracked.get(client_order_id)
+        if tracked is None and client_order_id and self.orders is not None:
+            for order in self.orders.open_orders(self.venue_name):
+                if order.client_order_id == client_order_id:
+                    return self._adopt(order)
+        return tracked
 
 
 def _decimal_text(value: int, precision: int) -> str:
