@@ -23,6 +23,7 @@ from kernel.cli_api import (
 )
 from kernel.emulator.cli import serve as serve_emulator
 from kernel.journal import verify as verify_journal
+from kernel.live.record import add_record_command, run_record_command
 from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
 from kernel.models.cli import (
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         help="replay at N times recorded speed, or 'max' (default)",
     )
     rep.add_argument("--no-progress", action="store_true", help="hide the progress indicator")
+    add_record_command(commands)
     plugins = commands.add_parser(
         "plugins", help="installed plug-ins", description="Inspect installed plug-ins."
     )
@@ -255,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_api_command(args)
     if args.command == "replay":
         return _replay_command(args)
+    if args.command == "record":
+        return run_record_command(args)
     if args.command == "convert":
         return _convert_command(args)
     if args.command == "emulator":
