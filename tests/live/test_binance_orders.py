@@ -435,6 +435,7 @@ def test_a_fill_missed_while_the_user_stream_was_down_is_found_by_reconciliation
             assert emulator_order(emulator, order.client_order_id).status == "FILLED"
             assert order.filled_quantity == 0  # the kernel has not heard yet
             await until(lambda: order.status is OrderStatus.FILLED)
+            await until(lambda: len(kernel.venue.reconciliations) == 2)  # at start, at reconnect
             assert kernel.venue.listen_keys == 2  # a new key, a new connection
             assert kernel.venue.stream_connects == 2
             latest = kernel.venue.reconciliations[-1]
