@@ -197,3 +197,22 @@ def test_without_a_plugin_host(tmp_path: Path) -> None:
             assert code == grpc.StatusCode.FAILED_PRECONDITION
 
     run(main())
+
+
+def test_limits_from_get_limits_update_back_unchanged(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path, risk=LIMITS) as channel:
+            risk = risk_pb2_grpc.RiskServiceStub(channel)
+            read = await risk.GetLimits(risk_pb2.GetLimitsRequest(), metadata=auth(READ_TOKEN))
+            answer = await risk.UpdateLimits(
+                risk_pb2.UpdateLimitsRequest(
+                    limits=read.limits, expected_revision=read.revision, reason="round trip"
+                ),
+                metadata=auth(ADMIN_TOKEN),
+            )
+            assert answer.revision == 2
+            assert answer.limits == read.limits
+            again = await risk.GetLimits(risk_pb2.GetLimitsRequest(), metadata=auth(READ_TOKEN))
+            assert again.limits == read.limits and again.revision == 2
+
+    run(main())
