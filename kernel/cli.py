@@ -149,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="X|max",
         help="replay at X times recorded speed, or 'max' (default: as fast as clients read)",
     )
+    emulator.add_argument(
+        "--loop",
+        action="store_true",
+        help="replay again and again; each pass restarts the market (connections closed)",
+    )
     add_api_commands(commands)
     add_models_eval_command(commands.choices["models"])
     add_train_command(commands)
@@ -160,7 +165,10 @@ def _emulator_command(args: argparse.Namespace) -> int:
     if missing:
         print(f"tradekernel emulator: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    return uvloop.run(serve_emulator(args.venue, args.data, port=args.port, speed=args.speed))
+    passes = None if args.loop else 1
+    return uvloop.run(
+        serve_emulator(args.venue, args.data, port=args.port, speed=args.speed, passes=passes)
+    )
 
 
 def _convert_command(args: argparse.Namespace) -> int:

@@ -66,6 +66,7 @@ from aiohttp import WSMsgType, web
 
 from kernel.adapters.base import RawFrame
 from kernel.adapters.binance import KNOWN_INSTRUMENTS, BinanceFeed, Market
+from kernel.book import L2Book
 from kernel.bus import Bus
 from kernel.emulator.faults import EmulatorStats, FaultPlan
 from kernel.emulator.market import ReplayMarket, StringBookSide
@@ -143,14 +144,28 @@ class BinanceMarket(ReplayMarket):
         speed: float | None = None,
         market: Market = "spot",
         instruments: dict[str, Instrument] | None = None,
+        passes: int | None = 1,
+        reopen: Callable[[], Iterable[RawFrame]] | None = None,
     ) -> None:
-        super().__init__(frames, stats=stats, speed=speed)
+        super().__init__(frames, stats=stats, speed=speed, passes=passes, reopen=reopen)
         self.bus = Bus()
+        self._market = market
+        self._instruments = instruments
         self.feed = BinanceFeed(self.bus, market, instruments=instruments)
         """The kernel's own feed over the replayed frames: the book orders match against."""
         self.books: dict[str, _Book] = {}
         self.streams_seen: set[str] = set()
         self._depth_symbol_by_source: dict[str, str] = {}
+
+    def reset(self) -> None:
+        """Forget the books and the matching feed's state before the next pass."""
+        self.books = {}
+        self._depth_symbol_by_source = {}
+        self.feed = BinanceFeed(self.bus, self._market, instruments=self._instruments)
+
+    def live_book(self, symbol: str) -> L2Book | None:
+        """Return the matching feed's verified book of ``symbol`` (new after a restart)."""
+        return self.feed.book(symbol)
 
     def book(self, symbol: str) -> _Book:
         """Return the string book of ``symbol`` (created empty on first use)."""
@@ -275,7 +290,7 @@ class BinanceServer:
             market.bus,
             venue="emulator.binance",
             market_venue=market.feed.venue,
-            books=market.feed.book,
+            books=market.live_book,
             instrument=self._instrument,
             clock_ms=clock_ms,
             balances=balances,

@@ -12,9 +12,16 @@ from kernel.emulator.server import Emulator, Venue
 __all__ = ["serve"]
 
 
-async def serve(venue: Venue, files: Sequence[Path], *, port: int, speed: float | None) -> int:
+async def serve(
+    venue: Venue,
+    files: Sequence[Path],
+    *,
+    port: int,
+    speed: float | None,
+    passes: int | None = 1,
+) -> int:
     """Serve until SIGINT or SIGTERM; print the URLs first and the counters last."""
-    emulator = Emulator(venue, list(files), port=port, speed=speed)
+    emulator = Emulator(venue, list(files), port=port, speed=speed, passes=passes)
     await emulator.start()
     pace = "as fast as clients read" if speed is None else f"{speed:g}x recorded speed"
     print(f"tradekernel emulator: {venue} on 127.0.0.1:{emulator.port}, replay {pace}", flush=True)

@@ -45,6 +45,7 @@ STAT_NAMES = (
     "faulted_order_rejects",
     "fills",
     "replayed_frames",
+    "replay_passes",
 )
 
 
@@ -72,6 +73,7 @@ class EmulatorStats:
     faulted_order_rejects: int
     fills: int
     replayed_frames: int
+    replay_passes: int
 
     def __init__(self) -> None:
         for name in STAT_NAMES:

@@ -2,12 +2,17 @@
 
 A :class:`ReplayMarket` reads recorded frames (any format
 :func:`kernel.recording.open_frames` reads, merged by receive time) and plays
-them once, at ``speed`` times the recorded pace or as fast as the subscribers
-read (``speed=None``). It starts when the first client subscribes to market
-data (or on :meth:`start`), can be paused and resumed, and keeps the venue's
-books as strings so REST snapshots and subscription snapshots describe exactly
-the state the stream has reached. Venue subclasses decide what a frame is and
-who gets it.
+them once (or ``passes`` times, for soaks), at ``speed`` times the recorded
+pace or as fast as the subscribers read (``speed=None``). It starts when the
+first client subscribes to market data (or on :meth:`start`), can be paused
+and resumed, and keeps the venue's books as strings so REST snapshots and
+subscription snapshots describe exactly the state the stream has reached.
+Venue subclasses decide what a frame is and who gets it.
+
+Between two passes the market restarts, as a venue does at maintenance: every
+market-data connection is closed (code 1001), the books start again from the
+recording's snapshot, and the next pass waits for a client to come back, so
+clients reconnect and resynchronise.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 
 from kernel.adapters.base import RawFrame
+from kernel.book import L2Book
 from kernel.emulator.faults import EmulatorStats
 from kernel.emulator.streams import StreamConnection
 from kernel.recording import merge_frames, open_frames
@@ -86,10 +92,19 @@ class ReplayMarket:
         *,
         stats: EmulatorStats,
         speed: float | None = None,
+        passes: int | None = 1,
+        reopen: Callable[[], Iterable[RawFrame]] | None = None,
     ) -> None:
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be positive or None (as fast as read), got {speed}")
+        if passes != 1 and reopen is None:
+            raise ValueError("replaying more than once needs recording files to reopen")
+        if passes is not None and passes < 1:
+            raise ValueError(f"passes must be at least 1 (None: forever), got {passes}")
         self.speed = speed
+        self.passes = passes
+        """How many times the recording is played (None: until stopped)."""
+        self._reopen = reopen
         self.stats = stats
         self.started = asyncio.Event()
         """Set when the replay begins."""
@@ -98,6 +113,7 @@ class ReplayMarket:
         self._frames = iter(frames)
         self._running = asyncio.Event()
         self._running.set()
+        self._wanted = asyncio.Event()  # a client asked for market data since the last pass
         self._subscribers: dict[str, set[StreamConnection]] = {}
         self._task: asyncio.Task[None] | None = None
         self.market_ns = 0
@@ -106,7 +122,8 @@ class ReplayMarket:
     # -- control ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin the replay (idempotent)."""
+        """Begin the replay, or the next pass after a restart (idempotent)."""
+        self._wanted.set()
         if self._task is None:
             self.started.set()
             self._task = asyncio.get_running_loop().create_task(self._play())
@@ -176,6 +193,25 @@ class ReplayMarket:
         """Handle one recorded frame (venue logic)."""
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Forget the books before the recording plays again (venue logic)."""
+        raise NotImplementedError
+
+    def live_book(self, symbol: str) -> L2Book | None:
+        """Return the verified book orders match against (venue logic)."""
+        raise NotImplementedError
+
+    async def _restart(self) -> None:
+        """Close every market-data connection and start the books afresh."""
+        connections = {c for subscribers in self._subscribers.values() for c in subscribers}
+        for connection in connections:
+            await connection.close(abrupt=False, code=1001, reason="market restart")
+            self.forget(connection)
+        self.reset()
+        assert self._reopen is not None
+        self._frames = iter(self._reopen())
+        self._wanted.clear()
+
     async def _play_one(self, frame: RawFrame) -> None:
         self.market_ns = frame.recv_ns
         self.stats.replayed_frames += 1
@@ -187,24 +223,32 @@ class ReplayMarket:
         wall_start = loop.time()
         played = 0
         try:
-            for frame in self._frames:
-                if not self._running.is_set():
-                    paused_at = loop.time()
-                    await self._running.wait()
-                    wall_start += loop.time() - paused_at
-                # REST captures (instruments) are reference data, played at once: they
-                # can precede the stream by minutes.
-                if self.speed is not None and not frame.source.startswith("rest:"):
-                    if first_ns is None:
-                        first_ns = frame.recv_ns
-                    due = wall_start + (frame.recv_ns - first_ns) / 1e9 / self.speed
-                    wait = due - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                await self._play_one(frame)
-                played += 1
-                if played % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            while True:
+                for frame in self._frames:
+                    if not self._running.is_set():
+                        paused_at = loop.time()
+                        await self._running.wait()
+                        wall_start += loop.time() - paused_at
+                    # REST captures (instruments) are reference data, played at once: they
+                    # can precede the stream by minutes.
+                    if self.speed is not None and not frame.source.startswith("rest:"):
+                        if first_ns is None:
+                            first_ns = frame.recv_ns
+                        due = wall_start + (frame.recv_ns - first_ns) / 1e9 / self.speed
+                        wait = due - loop.time()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    await self._play_one(frame)
+                    played += 1
+                    if played % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+                self.stats.replay_passes += 1
+                if self.passes is not None and self.stats.replay_passes >= self.passes:
+                    break
+                await self._restart()
+                await self._wanted.wait()
+                first_ns = None
+                wall_start = loop.time()
         except Exception:
             log.exception("emulator replay failed")
             raise

@@ -55,6 +55,7 @@ from kernel.adapters.base import RawFrame
 from kernel.adapters.okx import OkxFeed
 from kernel.adapters.okx.checksum import okx_checksum
 from kernel.adapters.okx.feed import BOOK_CHANNELS
+from kernel.book import L2Book
 from kernel.bus import Bus
 from kernel.emulator.faults import EmulatorStats, FaultPlan
 from kernel.emulator.market import ReplayMarket, StringBookSide
@@ -119,8 +120,10 @@ class OkxMarket(ReplayMarket):
         stats: EmulatorStats,
         clock_ms: Callable[[], int],
         speed: float | None = None,
+        passes: int | None = 1,
+        reopen: Callable[[], Iterable[RawFrame]] | None = None,
     ) -> None:
-        super().__init__(frames, stats=stats, speed=speed)
+        super().__init__(frames, stats=stats, speed=speed, passes=passes, reopen=reopen)
         self.bus = Bus()
         self.feed = OkxFeed(self.bus)
         """The kernel's own feed over the replayed frames: the book orders match against."""
@@ -128,6 +131,18 @@ class OkxMarket(ReplayMarket):
         self.instrument_bodies: dict[str, bytes] = {}
         self._clock_ms = clock_ms
         self._seq_ids = itertools.count(1_000)
+
+    def reset(self) -> None:
+        """Forget the books and the matching feed's state before the next pass.
+
+        Sequence ids go on increasing across passes, as the venue's do.
+        """
+        self.books = {}
+        self.feed = OkxFeed(self.bus)
+
+    def live_book(self, inst_id: str) -> L2Book | None:
+        """Return the matching feed's verified book of ``inst_id`` (new after a restart)."""
+        return self.feed.book(inst_id)
 
     def book(self, key: str) -> _Book:
         """Return the string book of stream ``channel:instId``."""
@@ -250,7 +265,7 @@ class OkxServer:
             market.bus,
             venue="emulator.okx",
             market_venue=market.feed.venue,
-            books=market.feed.book,
+            books=market.live_book,
             instrument=self._instrument,
             clock_ms=clock_ms,
             balances=balances,

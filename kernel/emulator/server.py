@@ -45,6 +45,13 @@ def _frames_of(
     return iter(cast("Iterable[RawFrame]", data))
 
 
+def _paths_of(data: Sequence[str | os.PathLike[str]] | Iterable[RawFrame]) -> list[str]:
+    """Return the recording files in ``data`` (none when it holds frames)."""
+    if isinstance(data, list | tuple) and all(isinstance(i, str | os.PathLike) for i in data):
+        return [os.fspath(i) for i in data]
+    return []
+
+
 class Emulator:
     """A venue emulator on 127.0.0.1 (see ``docs/emulator.md``).
 
@@ -52,7 +59,9 @@ class Emulator:
     ``speed`` paces the replay at that multiple of recorded time; None plays
     as fast as the slowest subscriber reads. The replay starts with the first
     market-data subscription (or :meth:`start_replay`). ``weight_limit``
-    overrides Binance's request weight allowed per minute.
+    overrides Binance's request weight allowed per minute. ``passes`` plays the
+    recording files that many times (None: until stopped), restarting the
+    market in between: connections are closed and the books start afresh.
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class Emulator:
         balances: Mapping[str, str] | None = None,
         slow_consumer_s: float = 10.0,
         weight_limit: int | None = None,
+        passes: int | None = 1,
     ) -> None:
         if venue not in VENUES:
             raise ValueError(f"unknown venue {venue!r}; expected one of {', '.join(VENUES)}")
@@ -78,6 +88,8 @@ class Emulator:
         self.stats = EmulatorStats()
         self.faults = FaultPlan(self.stats)
         frames = _frames_of(data)
+        paths = _paths_of(data)
+        reopen = (lambda: read_frames(paths)) if paths else None
         wallet = dict(balances if balances is not None else DEFAULT_BALANCES[venue])
         self.market: ReplayMarket
         self.engine: OrderEngine
@@ -88,6 +100,8 @@ class Emulator:
                 stats=self.stats,
                 speed=speed,
                 market="usdm" if venue == "binance-usdm" else "spot",
+                passes=passes,
+                reopen=reopen,
             )
             front = BinanceServer(
                 binance_market,
@@ -102,7 +116,14 @@ class Emulator:
             )
             self.market, self.engine, self._front = binance_market, front.engine, front
         else:
-            okx_market = OkxMarket(frames, stats=self.stats, speed=speed, clock_ms=self.clock_ms)
+            okx_market = OkxMarket(
+                frames,
+                stats=self.stats,
+                speed=speed,
+                clock_ms=self.clock_ms,
+                passes=passes,
+                reopen=reopen,
+            )
             okx_front = OkxServer(
                 okx_market,
                 faults=self.faults,

@@ -554,3 +554,28 @@ def test_usdm_futures_snapshot_and_stream_bridge_by_the_futures_rule(shared_data
         assert (btc["pricePrecision"], btc["quantityPrecision"]) == (2, 3)
 
     run(scenario(), timeout=300)
+
+
+def test_a_second_pass_restarts_the_market_and_clients_resync_with_no_gaps() -> None:
+    async def scenario() -> None:
+        async with Emulator("binance", [BINANCE_BTC], passes=2) as emulator:
+            url = _stream_url(emulator)
+            feeds = []
+            closes = []
+            async with aiohttp.ClientSession() as http:
+                for _ in range(2):
+                    async with connect(url) as ws:
+                        feed = await _synced_feed(emulator, http, ws, url)
+                        emulator.resume()
+                        await read_into(ws, feed, url, idle_s=2.0)
+                        feeds.append(feed)
+                        closes.append(ws.close_code)
+        assert closes == [1001, None]  # the restart closed the first connection only
+        assert emulator.stats.replay_passes == 2
+        for feed in feeds:
+            assert feed.stats.gaps == 0
+            assert feed.stats.oracle_mismatches == 0
+            assert feed.stats.book_updates > 500
+            assert feed.book_state("BTCUSDT") is BookState.VALID
+
+    run(scenario())
