@@ -9,6 +9,7 @@ from test_client_sync import USDT, limit_buy
 from test_server_api import ADMIN_TOKEN, READ_TOKEN, TRADE_TOKEN, best_bid, frames, run, running
 
 from kernel.adapters.base import RawFrame
+from kernel.plugins import PluginHost
 from tradekernel_sdk.client import (
     AsyncKernelClient,
     InvalidArgument,
@@ -78,5 +79,35 @@ def test_async_client_every_method(tmp_path: Path, frames: list[RawFrame]) -> No
                 assert "wrong-token" not in str(raised.value)
                 with pytest.raises(Unauthenticated):
                     await anext(stranger.stream_books([("binance", "BTCUSDT")], timeout=10))
+
+    run(main())
+
+
+def test_async_client_plugins_and_models(tmp_path: Path, frames: list[RawFrame]) -> None:
+    models = tmp_path / "models"
+    (models / "spread" / "v1").mkdir(parents=True)
+    (models / "spread" / "v1" / "metadata.json").write_text('{"stage": "shadow"}')
+
+    async def main() -> None:
+        async with running(
+            tmp_path, frames, plugins=PluginHost(environ={}), model_dir=models
+        ) as api:
+            address = f"127.0.0.1:{api.port}"
+            async with (
+                AsyncKernelClient(address, READ_TOKEN) as reader,
+                AsyncKernelClient(address, ADMIN_TOKEN) as admin,
+            ):
+                (strategies,) = [p for p in await reader.plugins() if p.name == "strategies"]
+                assert strategies.status == "enabled"
+                assert "imbalance" in strategies.registers["strategies"]
+                with pytest.raises(PermissionDenied):
+                    await reader.disable_plugin("strategies")
+                assert (await admin.disable_plugin("strategies")).status == "disabled"
+                assert (await admin.enable_plugin("strategies")).status == "enabled"
+                with pytest.raises(NotFound):
+                    await admin.enable_plugin("nope")
+                (model,) = await reader.models()
+                assert (model.name, model.version, model.stage) == ("spread", "v1", "shadow")
+                assert await reader.models("other") == []
 
     run(main())

@@ -998,6 +998,16 @@ class AsyncKernelClient:
         response = await self._call(self._plugins.ListPlugins, plugins_pb2.ListPluginsRequest())
         return [_plugin(p) for p in response.plugins]
 
+    async def enable_plugin(self, name: str) -> PluginView:
+        """Switch a plug-in the kernel loaded back on (scope ``admin``)."""
+        request = plugins_pb2.EnablePluginRequest(name=name)
+        return _plugin((await self._call(self._plugins.EnablePlugin, request)).plugin)
+
+    async def disable_plugin(self, name: str) -> PluginView:
+        """Switch a loaded plug-in off: its strategies stop, their orders are cancelled."""
+        request = plugins_pb2.DisablePluginRequest(name=name)
+        return _plugin((await self._call(self._plugins.DisablePlugin, request)).plugin)
+
     async def models(self, name: str = "") -> list[ModelView]:
         """Return the model versions (only ``name``'s when given), by name, then load time."""
         request = models_pb2.ListModelsRequest(name=name)
