@@ -23,6 +23,8 @@ from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus
 
 BUNDLED = Path(__file__).resolve().parents[2] / "kernel" / "data" / "binance_spot"
 BTC = BUNDLED / "btcusdt_20240808_head12000.gz"
+OKX_DATA = BUNDLED.parent / "okx_v5"
+OKX = [OKX_DATA / "OKX.0.gz", OKX_DATA / "OKX.ws.1.0.gz"]
 TICK_SIZE = 4
 SPEED = 5  # about ten seconds of the recording's market time
 
@@ -39,6 +41,20 @@ def binance_on_emulator(emulator: Emulator) -> Any:
     api["ws"] = {"spot": f"{emulator.ws_url}/ws"}
     exchange.options["fetchMarkets"] = {"types": ["spot"]}
     exchange.options["fetchCurrencies"] = False
+    exchange.has["fetchCurrencies"] = False
+    return exchange
+
+
+async def okx_on_emulator(emulator: Emulator) -> Any:
+    """ccxt's async OKX client on the emulator, spot markets only.
+
+    The emulator serves OKX's instrument lists as recorded, once its market is open.
+    """
+    emulator.start_replay()
+    await until(lambda: "SPOT" in emulator.market.instrument_bodies)  # type: ignore[attr-defined]
+    exchange = create_exchange("okx", {"enableRateLimit": False, "timeout": 5000})
+    exchange.urls["api"] = {"rest": emulator.http_url, "ws": f"{emulator.ws_url}/ws/v5"}
+    exchange.options["fetchMarkets"] = {"types": ["spot"]}
     exchange.has["fetchCurrencies"] = False
     return exchange
 
@@ -318,5 +334,37 @@ def test_a_crossed_book_from_ccxt_is_never_published() -> None:
             published = [p for d in watched.events(BookDelta) for p, _ in d.bids]
             assert crossing_fixed not in published
             await until(lambda: watched.state() is BookState.VALID)
+
+    run(scenario())
+
+
+def test_ccxt_okx_books_match_the_checksum_verified_book_and_pass_the_audit() -> None:
+    async def scenario() -> None:
+        async with Emulator("okx", OKX, speed=SPEED) as emulator:
+            bus = Bus()
+            trades: list[Trade] = []
+            bus.subscribe(topics.trade("okx", "BTC-USDT"), trades.append)
+            exchange = await okx_on_emulator(emulator)
+            data = CcxtMarketData(
+                exchange, bus, ["BTC/USDT"], audit_interval_s=60, audit_window_s=0.2
+            )
+            task = asyncio.create_task(data.run())
+            try:
+                await until(lambda: data.book_state("BTC-USDT") is BookState.VALID)
+                await until(lambda: data.stats.book_updates > 5 and len(trades) > 0)
+                emulator.pause()
+                await asyncio.sleep(0.4)
+                assert data.book_state("BTC-USDT") is BookState.VALID
+                book = data.book("BTC-USDT")
+                venue = emulator.market.live_book("BTC-USDT")
+                assert book is not None and venue is not None
+                assert book.bid_levels() == venue.bid_levels(50)
+                assert book.ask_levels() == venue.ask_levels(50)
+                assert await data.audit("BTC-USDT") is True
+                instrument = data.instrument("BTC-USDT")
+                assert instrument is not None and instrument.price_precision == 1
+            finally:
+                data.stop()
+                await asyncio.wait_for(task, 5)
 
     run(scenario())
