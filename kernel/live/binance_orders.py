@@ -32,7 +32,10 @@ entry: Binance"):
 * **Reconciliation** after every (re)connect of the user-data stream: every
   order the kernel has open is looked up, fills it missed are fetched from the
   trade list, orders the venue no longer knows are expired, and open venue
-  orders the kernel never placed are reported, never adopted.
+  orders the kernel never placed are reported, never adopted. Balances are
+  compared with the positions the kernel's fills add up to: a change in a
+  traded base asset that the fills (and commission paid in it) do not explain
+  is reported as drift.
 """
 
 from __future__ import annotations
@@ -170,6 +173,7 @@ ERROR_MEANINGS: dict[int, str] = {
 """What the venue's error codes mean (the spot "Error codes" page)."""
 
 _HEALTHY_AFTER_S = 5.0
+_ASSET_PRECISION = 8  # spot balances and commissions are written with 8 decimals
 _TIMESTAMP_ERROR = -1021
 _NO_SUCH_ORDER = -2013
 _NO_SUCH_LISTEN_KEY = -1125
@@ -424,8 +428,21 @@ class KernelOrder(Protocol):
     status: OrderStatus
 
 
+class Positions(Protocol):
+    """The kernel's positions (a :class:`~kernel.portfolio.Portfolio`)."""
+
+    def quantity(self, venue: str, symbol: str) -> int:
+        """Return the signed position size of ``symbol`` on ``venue``."""
+        ...
+
+
 class KernelOrders(Protocol):
-    """The kernel's orders, as the order manager keeps them."""
+    """The kernel's orders and positions, as the order manager keeps them."""
+
+    @property
+    def portfolio(self) -> Positions:
+        """The positions the kernel's fills add up to."""
+        ...
 
     def open_orders(self, venue: str | None = None, symbol: str | None = None) -> list[Any]:
         """Return the orders still open, oldest first."""
@@ -458,6 +475,9 @@ class ReconcileReport:
     unknown_at_kernel: list[str] = field(default_factory=list)
     balances: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Asset → (free, locked) as the venue reports them."""
+    balance_drift: dict[str, int] = field(default_factory=dict)
+    """Base asset → change (in units of 10**-8) the kernel's fills do not explain since
+    the first reconciliation: a trade by hand, a deposit or withdrawal, a missed fill."""
 
 
 class BinanceOrderEntry:
@@ -522,6 +542,10 @@ class BinanceOrderEntry:
         self._stopping = asyncio.Event()
         self._listen_key = ""
         self._socket: Any = None
+        # Commission paid per asset (10**-8 units) and, per base asset, the balance the
+        # kernel's positions do not account for at the first reconciliation.
+        self._commissions_paid: dict[str, int] = {}
+        self._balance_baseline: dict[str, int] = {}
         self._endpoints = [topics.submit_endpoint(venue_name), topics.cancel_endpoint(venue_name)]
         bus.register_endpoint(self._endpoints[0], self.submit)
         bus.register_endpoint(self._endpoints[1], self.cancel)
@@ -876,6 +900,11 @@ class BinanceOrderEntry:
                 commission_asset,
             )
             fee = 0
+        with contextlib.suppress(FixedPointError):
+            paid = to_fixed(commission, _ASSET_PRECISION)
+            self._commissions_paid[commission_asset] = (
+                self._commissions_paid.get(commission_asset, 0) + paid
+            )
         tracked.trade_ids.add(trade_id)
         tracked.filled += quantity
         leaves = max(0, tracked.quantity - tracked.filled)
@@ -1059,8 +1088,19 @@ class BinanceOrderEntry:
                 sorted(report.unknown_at_kernel)[:10],
             )
         account = await self.rest.call("GET", self.api.account_path, keys=keys, signed=True)
+        totals: dict[str, int] = {}
         for balance in account.get("balances", ()):
-            report.balances[str(balance["asset"])] = (str(balance["free"]), str(balance["locked"]))
+            asset, free, locked = (
+                str(balance["asset"]),
+                str(balance["free"]),
+                str(balance["locked"]),
+            )
+            report.balances[asset] = (free, locked)
+            with contextlib.suppress(FixedPointError):
+                totals[asset] = to_fixed(free, _ASSET_PRECISION) + to_fixed(
+                    locked, _ASSET_PRECISION
+                )
+        report.balance_drift = self._balance_drift(totals)
         self.reconciliations.append(report)
         log.info(
             "reconciled with binance: %d orders checked, %d with new fills, %d closed, "
@@ -1071,6 +1111,33 @@ class BinanceOrderEntry:
             len(report.unknown_at_kernel),
         )
         return report
+
+    def _balance_drift(self, totals: Mapping[str, int]) -> dict[str, int]:
+        """Compare each traded base asset's balance with what the kernel's fills explain."""
+        if self.orders is None:
+            return {}
+        held: dict[str, int] = {}
+        for symbol in {tracked.symbol for tracked in self._tracked.values()}:
+            instrument = self._instruments(symbol)
+            if instrument is None or instrument.size_precision > _ASSET_PRECISION:
+                continue
+            scale = 10 ** (_ASSET_PRECISION - instrument.size_precision)
+            quantity = self.orders.portfolio.quantity(self.venue_name, symbol)
+            held[instrument.base] = held.get(instrument.base, 0) + quantity * scale
+        drift: dict[str, int] = {}
+        for asset, position in held.items():
+            if asset not in totals:
+                continue
+            unexplained = totals[asset] - position + self._commissions_paid.get(asset, 0)
+            baseline = self._balance_baseline.setdefault(asset, unexplained)
+            if unexplained != baseline:
+                drift[asset] = unexplained - baseline
+        if drift:
+            log.warning(
+                "binance balances moved by what the journal does not explain: %s",
+                {asset: from_fixed(amount, _ASSET_PRECISION) for asset, amount in drift.items()},
+            )
+        return drift
 
     def _adopt(self, order: KernelOrder) -> _Tracked:
         """Track a kernel order (after a restart the adapter starts knowing nothing)."""

@@ -471,6 +471,43 @@ def test_the_listen_key_is_kept_alive_and_a_new_one_taken_when_the_venue_forgets
     run(scenario())
 
 
+def test_a_trade_made_by_hand_shows_as_a_balance_the_journal_does_not_explain(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            order = kernel.marketable_buy()
+            await until(lambda: order.status is OrderStatus.FILLED)
+            own = await kernel.venue.reconcile()
+            assert own.balances["BTC"] == ("10.00100000", "0.00000000")
+            assert own.balance_drift == {}  # the kernel's own fill explains the change
+            price = kernel.best(OrderSide.BUY) + 1000 * USDT
+            by_hand = await signed_call(
+                emulator,
+                keys,
+                "POST",
+                "/api/v3/order",
+                symbol=SYMBOL,
+                side="BUY",
+                type="LIMIT",
+                timeInForce="IOC",
+                quantity="0.002",
+                price=f"{price // USDT}",
+                newClientOrderId="bought-by-hand",
+            )
+            assert by_hand["executedQty"] == "0.00200000"
+            after = await kernel.venue.reconcile()
+            assert after.balance_drift == {"BTC": 200_000}  # 0.002 BTC nobody journaled
+            assert "bought-by-hand" not in kernel.orders.orders
+            await kernel.stop()
+
+    run(scenario())
+
+
 def test_a_restart_from_the_journal_reconciles_and_neither_loses_nor_duplicates_an_order(
     tmp_path: Path, keys: Keys
 ) -> None:
