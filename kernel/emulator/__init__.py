@@ -2,6 +2,7 @@
 
 ``Emulator("binance", [recording, ...])`` serves Binance spot (REST, combined and
 raw streams, signed orders, listen key and user-data stream);
+``Emulator("binance-usdm", [...])`` serves USD-M futures market data;
 ``Emulator("okx", [...])`` serves the OKX v5 public websocket and signed order
 endpoints. Orders match against the replayed book through the paper venue.
 Faults are scripted through ``emulator.faults`` and counted in
