@@ -170,23 +170,22 @@ def direction_labels(mid_x2: Int64Array, horizon: int, threshold: float) -> npt.
     """Label every event whose next ``horizon`` mids are known; the last ``horizon`` get -1.
 
     ``(mean(m[t+1..t+k]) - m[t]) / m[t]`` against ``threshold``: up, down or stationary.
+    The sum of the next mids is formed exactly, in integers (as offsets from the
+    first mid, so it cannot overflow), and compared with ``threshold * k * m[t]``.
     """
     if horizon < 1:
         raise ValueError("horizon must be at least 1")
-    mids = mid_x2.astype(np.float64)
-    events = mids.shape[0]
+    events = mid_x2.shape[0]
     labels = np.full(events, -1, dtype=np.int64)
     if events <= horizon:
         return labels
-    cumulative = np.concatenate(([0.0], np.cumsum(mids)))
+    offsets = mid_x2 - mid_x2[0]
+    cumulative = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(offsets)))
     count = events - horizon
-    future_mean = (
-        cumulative[1 + horizon : 1 + horizon + count] - cumulative[1 : 1 + count]
-    ) / horizon
-    change = (future_mean - mids[:count]) / mids[:count]
-    labels[:count] = np.where(
-        change > threshold, UP, np.where(change < -threshold, DOWN, STATIONARY)
-    )
+    future_sum = cumulative[1 + horizon : 1 + horizon + count] - cumulative[1 : 1 + count]
+    excess = future_sum - horizon * offsets[:count]  # sum(m[t+1..t+k]) - k * m[t], exact
+    bound = threshold * horizon * mid_x2[:count].astype(np.float64)
+    labels[:count] = np.where(excess > bound, UP, np.where(excess < -bound, DOWN, STATIONARY))
     return labels
 
 
