@@ -78,6 +78,7 @@ def test_a_rotating_recording_replays_as_one_stream_onto_the_live_book(tmp_path:
         assert any(source.startswith(emulator.ws_url) for source in sources)
 
         book_feed, report = await replayed("binance", summary.files)
+        assert report.stats == summary.feed_stats
         assert report.stats["gaps"] == 0
         assert report.stats["oracle_checks"] > 0
         assert report.mismatches == 0
@@ -182,3 +183,33 @@ def test_the_command_rotates_by_size_and_stops_cleanly_on_sigint(
     assert report["oracle_mismatches"] == report["crossed_books"] == 0
     assert report["frames"] == summary["frames"]
     assert report["books"] == summary["books"]
+
+
+def test_a_malformed_frame_is_recorded_as_received_and_replays_to_the_same_counts(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with Emulator("binance", [BINANCE_BTC], speed=SPEED) as emulator:
+            recorder = LiveRecorder(
+                "binance",
+                ["BTCUSDT"],
+                tmp_path,
+                urls={"ws_url": emulator.ws_url, "rest_url": emulator.http_url},
+                flush_seconds=0.1,
+            )
+            task = asyncio.create_task(recorder.run())
+            feed = recorder.feed
+            await until(lambda: feed.book_state("BTCUSDT") is BookState.VALID)
+            emulator.faults.malformed(1, after=5, match="@trade")
+            await until(lambda: feed.stats.malformed_frames == 1)
+            await until(lambda: feed.stats.trades > 10)
+            recorder.stop()
+            summary = await asyncio.wait_for(task, 5)
+
+        _, report = await replayed("binance", summary.files)
+        assert report.stats == summary.feed_stats  # the replay saw exactly what live saw
+        assert report.stats["malformed_frames"] == 1
+        assert report.mismatches == 0
+        assert report.books == summary.books
+
+    run(scenario())
