@@ -28,7 +28,9 @@ from kernel.journal import Journal
 from kernel.live import Backoff
 from kernel.live.binance import BinanceMarketData
 from kernel.live.binance_orders import (
+    SPOT,
     BinanceOrderEntry,
+    BinanceRest,
     ResponseType,
     commission_in_quote,
     rejection_reason,
@@ -225,8 +227,6 @@ def run(coroutine: Any) -> None:
 
 async def signed_call(emulator: Emulator, keys: Keys, method: str, path: str, **params: str) -> Any:
     """A second client of the same account (another process, or a person at the web page)."""
-    from kernel.live.binance_orders import SPOT, BinanceRest
-
     rest = BinanceRest(SPOT, keys.credentials, rest_url=emulator.http_url)
     await rest.open()
     try:
