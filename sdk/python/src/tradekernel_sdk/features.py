@@ -183,7 +183,9 @@ class Feature:
 
     def spec(self) -> FeatureSpec:
         """Return the spec that rebuilds this feature exactly."""
-        return FeatureSpec(self.name, self.version, msgspec.to_builtins(self.params))
+        # Through JSON, so the parameters are plain JSON values (lists, not tuples).
+        params = msgspec.json.decode(msgspec.json.encode(self.params))
+        return FeatureSpec(self.name, self.version, params)
 
     def check_params(self) -> None:
         """Raise :class:`FeatureParamsError` when the parameters are out of range."""
@@ -321,6 +323,7 @@ class InstrumentFeatures:
         )
         self.outputs = tuple(output for feature in features for output in feature.outputs)
         self.updates = 0
+        """Events taken (book updates, trades, bars), whichever features they reached."""
 
     def on_book(self, update: BookDelta | BookSnapshot, book: BookView) -> None:
         """Update the book features with ``update``; ``book`` is the book after it."""
@@ -336,11 +339,14 @@ class InstrumentFeatures:
         if self.bars is not None:
             bar = self.bars.add(trade)
             if bar is not None:
-                self.on_bar(bar)
+                self._update_bar_features(bar)
 
     def on_bar(self, bar: Bar) -> None:
         """Update the bar features."""
         self.updates += 1
+        self._update_bar_features(bar)
+
+    def _update_bar_features(self, bar: Bar) -> None:
         for feature in self.bar_features:
             feature.on_bar(bar)
 
