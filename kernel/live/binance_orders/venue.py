@@ -376,8 +376,9 @@ class BinanceOrderEntry:
     async def _cancel(self, request: CancelRequest) -> None:
         tracked = self._known(request.client_order_id)
         if tracked is not None and tracked.placing is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(tracked.placing)  # the order must exist before it can go
+            # The order must exist before it can go; how placing ended is its own business.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(tracked.placing)
         if tracked is not None and tracked.closed:
             self._publish(
                 CancelRejected(
@@ -720,7 +721,7 @@ class BinanceOrderEntry:
                 self.stream_connected.set()
                 keepalive = asyncio.get_running_loop().create_task(self._keepalive(socket))
                 # Connected first, then reconciled: nothing falls between the two.
-                reconcile = asyncio.get_running_loop().create_task(self.reconcile())
+                reconcile = asyncio.get_running_loop().create_task(self._reconcile_logged())
                 try:
                     async for message in socket:
                         payload = message.encode() if isinstance(message, str) else message
@@ -852,6 +853,12 @@ class BinanceOrderEntry:
                 {asset: from_fixed(amount, _ASSET_PRECISION) for asset, amount in drift.items()},
             )
         return drift
+
+    async def _reconcile_logged(self) -> None:
+        try:
+            await self.reconcile()
+        except (VenueError, OutcomeUnknownError, KeyError, ValueError) as error:
+            log.error("reconciliation with binance failed: %s", error)
 
     def _adopt(self, order: KernelOrder) -> _Tracked:
         """Track a kernel order (after a restart the adapter starts knowing nothing)."""
