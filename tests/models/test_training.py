@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -25,6 +26,7 @@ from kernel.models.dataset import load_book_series, sample_indices, windows  # n
 from kernel.models.normalisation import Normalisation  # noqa: E402
 from kernel.models.repository import ModelRepository  # noqa: E402
 from models.reference import BUNDLED_BTC, reference_labels  # noqa: E402
+from tradekernel_sdk.features import FeatureReference  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -116,9 +118,11 @@ def test_metadata_describes_inputs_labels_data_and_code(trained: dict[str, Any])
     )
     assert metadata["code_version"]
     assert metadata["onnx"]["opset"] == 17
-    drift = metadata["drift_reference"]["features"]["imbalance_1"]
-    assert sum(drift["counts"]) == drift["n"] > 0
-    assert len(drift["edges"]) == len(drift["counts"]) + 1
+    reference = msgspec.convert(metadata["feature_reference"], FeatureReference)
+    imbalance = reference.columns["book_imbalance.imbalance_1"]
+    assert sum(imbalance.bin_counts) == imbalance.count == reference.rows > 0
+    assert len(imbalance.bin_counts) == len(imbalance.bin_edges) + 1
+    assert set(reference.columns) >= {"input.ask_price_1", "input.bid_size_10"}
 
 
 def test_onnx_reproduces_torch_within_the_stated_tolerance(trained: dict[str, Any]) -> None:

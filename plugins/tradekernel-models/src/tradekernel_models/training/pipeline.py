@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -42,13 +43,12 @@ from tradekernel_models.models.deeplob import DeepLOB, DeepLOBConfig, ExportWrap
 from tradekernel_models.training.config import TrainingConfig, load_training_config
 from tradekernel_models.training.report import write_report
 from tradekernel_models.training.splits import Split, walk_forward_splits
+from tradekernel_sdk.features import FeatureReference, reference_column
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAMES", "ParityError", "TrainingResult", "train"]
 
 INPUT_NAME: Final = "book"
 OUTPUT_NAMES: Final = ("direction_probabilities", "volatility_bps")
-_QUANTILES: Final = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-_HISTOGRAM_BINS: Final = 10
 
 
 class ParityError(RuntimeError):
@@ -99,46 +99,32 @@ def _code_version() -> str:
     return f"git {described} ({package})" if described else package
 
 
-def _summary(values: npt.NDArray[np.float64]) -> dict[str, Any]:
-    """Return the drift reference of one feature: histogram, quantiles, moments."""
-    finite = values[np.isfinite(values)]
-    counts, edges = np.histogram(finite, bins=_HISTOGRAM_BINS)
-    return {
-        "n": int(finite.size),
-        "mean": float(finite.mean()),
-        "std": float(finite.std()),
-        "edges": edges.tolist(),
-        "counts": counts.tolist(),
-        "quantiles": {
-            str(q): float(v)
-            for q, v in zip(_QUANTILES, np.quantile(finite, _QUANTILES), strict=True)
-        },
-    }
-
-
-def _drift_reference(
+def _feature_reference(
     series: BookSeries,
     normalisation: Normalisation,
     train: npt.NDArray[np.int64],
     depths: list[int],
 ) -> dict[str, Any]:
-    """Summarise the training samples' features: each model input column and each imbalance."""
+    """Summarise the training samples' features in the SDK's drift-reference format.
+
+    Columns are ``book_imbalance.imbalance_<k>`` (the streaming feature of that
+    name, as a real ratio) and ``input.<column>`` (each model input after
+    normalisation), so the kernel's drift monitor can compare live values.
+    """
     rows = series.book[train]
     normalised = normalisation.apply(rows).astype(np.float64)
-    features: dict[str, Any] = {
-        name: _summary(normalised[:, index])
+    columns = {
+        f"input.{name}": reference_column(normalised[:, index].tolist())
         for index, name in enumerate(book_columns(series.levels))
     }
     imbalance = imbalance_features(rows, depths)
     for index, depth in enumerate(depths):
-        features[f"imbalance_{depth}"] = _summary(imbalance[:, index])
-    return {
-        "method": "histogram",
-        "bins": _HISTOGRAM_BINS,
-        "quantiles": list(_QUANTILES),
-        "samples": "training samples of the stored model's fold; model inputs after normalisation",
-        "features": features,
-    }
+        columns[f"book_imbalance.imbalance_{depth}"] = reference_column(
+            imbalance[:, index].tolist()
+        )
+    reference = FeatureReference(format=1, rows=int(train.size), columns=columns)
+    built: dict[str, Any] = msgspec.to_builtins(reference)
+    return built
 
 
 def _loss(
@@ -428,6 +414,14 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
                     "order": "ask price, ask size, bid price, bid size per level",
                 },
                 "imbalance_depths": list(config.features.imbalance_depths),
+                # The streaming feature with the same definition, for serving and drift.
+                "streaming": [
+                    {
+                        "name": "book_imbalance",
+                        "version": 1,
+                        "params": {"depths": list(config.features.imbalance_depths)},
+                    }
+                ],
             },
             "label": {
                 "method": "DeepLOB/FI-2010: (mean of next k mids - mid) / mid vs ±threshold",
@@ -466,7 +460,7 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
                     for fold in folds
                 ],
             },
-            "drift_reference": _drift_reference(
+            "feature_reference": _feature_reference(
                 series, normalisation, splits[-1].train, config.features.imbalance_depths
             ),
             "onnx": {"opset": config.export.opset, "producer": f"torch {torch.__version__}"},
