@@ -37,6 +37,7 @@ from kernel.live.weights import WeightLimiter
 __all__ = [
     "ERROR_MEANINGS",
     "SPOT",
+    "USDM",
     "BinanceRest",
     "OrderApi",
     "OutcomeUnknownError",
@@ -56,22 +57,33 @@ class OrderApi:
     ws_url: str
     order_path: str
     open_orders_path: str
-    account_path: str
     trades_path: str
     time_path: str
     listen_key_path: str
     weight_per_minute: int
-    orders_per_10s: int
-    orders_per_day: int
+    order_counts: tuple[tuple[str, int, float], ...]
+    """(response header, limit, window in seconds) of each order-count limit."""
+    futures: bool = False
+    """USD-M: post-only is GTX, no FULL answers, positions instead of balances."""
+    account_path: str = ""
+    """Spot: balances, compared with the kernel's positions."""
+    positions_path: str = ""
+    """Futures: positions, compared with the kernel's."""
     # Request weight by (method, path); a few depend on their parameters (see weight()).
     weights: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    open_orders_weights: tuple[int, int] = (6, 80)
+    """Weight of the open-orders call with a symbol, and without."""
+    trades_weights: tuple[int, int] = (5, 20)
+    """Weight of the trade list by order id, and without."""
 
     def weight(self, method: str, path: str, params: Mapping[str, str]) -> int:
         """Return the documented request weight of one call."""
         if path == self.open_orders_path:
-            return 6 if "symbol" in params else 80
+            with_symbol, without = self.open_orders_weights
+            return with_symbol if "symbol" in params else without
         if path == self.trades_path:
-            return 5 if "orderId" in params else 20
+            by_order, without = self.trades_weights
+            return by_order if "orderId" in params else without
         return self.weights.get((method, path), 1)
 
 
@@ -85,8 +97,10 @@ SPOT = OrderApi(
     time_path="/api/v3/time",
     listen_key_path="/api/v3/userDataStream",
     weight_per_minute=6000,
-    orders_per_10s=100,
-    orders_per_day=200_000,
+    order_counts=(
+        ("X-MBX-ORDER-COUNT-10S", 100, 10.0),
+        ("X-MBX-ORDER-COUNT-1D", 200_000, 86_400.0),
+    ),
     weights={
         ("POST", "/api/v3/order"): 1,
         ("DELETE", "/api/v3/order"): 1,
@@ -99,6 +113,34 @@ SPOT = OrderApi(
     },
 )
 """Binance spot (``/api/v3``)."""
+
+USDM = OrderApi(
+    rest_url="https://fapi.binance.com",
+    ws_url="wss://fstream.binance.com",
+    order_path="/fapi/v1/order",
+    open_orders_path="/fapi/v1/openOrders",
+    trades_path="/fapi/v1/userTrades",
+    time_path="/fapi/v1/time",
+    listen_key_path="/fapi/v1/listenKey",
+    weight_per_minute=2400,
+    order_counts=(("X-MBX-ORDER-COUNT-10S", 300, 10.0), ("X-MBX-ORDER-COUNT-1M", 1200, 60.0)),
+    futures=True,
+    positions_path="/fapi/v2/positionRisk",
+    weights={
+        # New orders weigh nothing on the IP limit, only on the order counts; 1 is the
+        # least the limiter can spend.
+        ("POST", "/fapi/v1/order"): 1,
+        ("DELETE", "/fapi/v1/order"): 1,
+        ("GET", "/fapi/v1/order"): 1,
+        ("GET", "/fapi/v2/positionRisk"): 5,
+        ("GET", "/fapi/v1/time"): 1,
+        ("POST", "/fapi/v1/listenKey"): 1,
+        ("PUT", "/fapi/v1/listenKey"): 1,
+    },
+    open_orders_weights=(1, 40),
+    trades_weights=(5, 5),
+)
+"""Binance USD-M futures (``/fapi``)."""
 
 ERROR_MEANINGS: dict[int, str] = {
     -1003: "too much request weight used",
@@ -117,6 +159,10 @@ ERROR_MEANINGS: dict[int, str] = {
     -2013: "order does not exist",
     -2014: "API key format invalid",
     -2015: "invalid API key, IP or permissions",
+    -2019: "margin is insufficient",
+    -2022: "reduce-only order rejected",
+    -4164: "order notional too small",
+    -5022: "post-only order would take",
 }
 """What the venue's error codes mean (the spot "Error codes" page)."""
 
@@ -194,8 +240,10 @@ class BinanceRest:
         self.max_retry_wait_s = max_retry_wait_s
         self.clock = clock if clock is not None else VenueClock()
         self.weights = WeightLimiter(api.weight_per_minute, 60.0)
-        self.orders_10s = WeightLimiter(api.orders_per_10s, 10.0)
-        self.orders_day = WeightLimiter(api.orders_per_day, 86_400.0)
+        self.order_counts = {
+            header: WeightLimiter(limit, interval) for header, limit, interval in api.order_counts
+        }
+        """The order-count limits by the header that echoes each."""
         self.rate_limited = 0
         self.timestamp_retries = 0
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -264,8 +312,8 @@ class BinanceRest:
         fields = dict(params or {})
         await self.weights.acquire(self.api.weight(method, path, fields))
         if new_order:
-            await self.orders_10s.acquire(1)
-            await self.orders_day.acquire(1)
+            for limiter in self.order_counts.values():
+                await limiter.acquire(1)
         headers = {}
         if keys is not None:
             headers["X-MBX-APIKEY"] = keys.key.reveal()
@@ -294,8 +342,9 @@ class BinanceRest:
             elif new_order and status == 429:
                 # The unfilled-order count is over its limit: a 429 without Retry-After,
                 # and only new orders wait (for the 10 s window).
-                wait = self.orders_10s.interval_s
-                self.orders_10s.block_for(wait)
+                shortest = min(self.order_counts.values(), key=lambda limit: limit.interval_s)
+                wait = shortest.interval_s
+                shortest.block_for(wait)
             else:
                 wait = 60.0
                 self.weights.block_for(wait)
@@ -315,8 +364,7 @@ class BinanceRest:
     def _observe_limits(self, headers: Mapping[str, str]) -> None:
         for name, limiter in (
             ("X-MBX-USED-WEIGHT-1M", self.weights),
-            ("X-MBX-ORDER-COUNT-10S", self.orders_10s),
-            ("X-MBX-ORDER-COUNT-1D", self.orders_day),
+            *self.order_counts.items(),
         ):
             value = headers.get(name, "")
             if value.isdigit():

@@ -192,6 +192,10 @@ class ReconcileReport:
     balance_drift: dict[str, int] = field(default_factory=dict)
     """Base asset → change (in units of 10**-8) the kernel's fills do not explain since
     the first reconciliation: a trade by hand, a deposit or withdrawal, a missed fill."""
+    positions: dict[str, int] = field(default_factory=dict)
+    """Futures: symbol → signed position at the venue (fixed point)."""
+    position_differences: dict[str, int] = field(default_factory=dict)
+    """Futures: symbol → venue position minus the kernel's, where they differ."""
 
 
 class BinanceOrderEntry:
@@ -232,7 +236,10 @@ class BinanceOrderEntry:
         )
         self.ws_url = (ws_url or api.ws_url).rstrip("/")
         self.credentials = credentials
-        self.response_type = response_type
+        # Futures answer ACK or RESULT only; their fills come from the stream and trade list.
+        self.response_type: ResponseType = (
+            "RESULT" if api.futures and response_type == "FULL" else response_type
+        )
         self.clock_resync_s = clock_resync_s
         self.keepalive_s = keepalive_s
         self.backoff = backoff if backoff is not None else Backoff()
@@ -323,7 +330,9 @@ class BinanceOrderEntry:
         if request.price is None:
             raise ValueError("a limit order needs a price")
         params["price"] = _decimal_text(request.price, instrument.price_precision)
-        if request.time_in_force is TimeInForce.POST_ONLY:
+        if request.time_in_force is TimeInForce.POST_ONLY and self.api.futures:
+            params["type"], params["timeInForce"] = "LIMIT", "GTX"
+        elif request.time_in_force is TimeInForce.POST_ONLY:
             params["type"] = "LIMIT_MAKER"
         else:
             params["type"] = "LIMIT"
@@ -429,12 +438,13 @@ class BinanceOrderEntry:
             return
 
     async def _wait_out_rate_limit(self) -> None:
-        delay = max(self.rest.weights.delay_for(1), self.rest.orders_10s.delay_for(1))
+        delays = [limit.delay_for(1) for limit in self.rest.order_counts.values()]
+        delay = max(self.rest.weights.delay_for(1), *delays)
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _resolve(self, tracked: _Tracked) -> None:
-        """Find out what became of an order whose answer never came."""
+    async def _resolve(self, tracked: _Tracked) -> bool | None:
+        """Find out what became of an order; return whether the venue knows it (None: unclear)."""
         try:
             body = await self.rest.call(
                 "GET",
@@ -446,15 +456,16 @@ class BinanceOrderEntry:
         except VenueError as error:
             if error.code == _NO_SUCH_ORDER:
                 self._close(tracked, OrderExpired, "the venue does not know the order")
-            else:
-                log.warning("looking up %s failed: %s", tracked.client_order_id, error)
-            return
+                return False
+            log.warning("looking up %s failed: %s", tracked.client_order_id, error)
+            return None
         except OutcomeUnknownError as unknown:
             log.warning("looking up %s failed: %s", tracked.client_order_id, unknown)
-            return
+            return None
         instrument = self._instruments(tracked.symbol)
         if instrument is not None:
             await self._apply_order_answer(tracked, body, instrument)
+        return True
 
     # -- venue answers → order events --------------------------------------------
 
@@ -509,7 +520,10 @@ class BinanceOrderEntry:
                 quantity=to_fixed(trade["qty"], instrument.size_precision),
                 commission=trade["commission"],
                 commission_asset=trade["commissionAsset"],
-                liquidity=Liquidity.MAKER if trade.get("isMaker") else Liquidity.TAKER,
+                # Spot's trade list says isMaker, USD-M's says maker.
+                liquidity=(
+                    Liquidity.MAKER if trade.get("isMaker", trade.get("maker")) else Liquidity.TAKER
+                ),
                 ts_ns=_ns(trade.get("time")),
             )
         return applied
@@ -525,11 +539,13 @@ class BinanceOrderEntry:
             return
         data = message.get("data", message)  # /stream wraps events, /ws does not
         kind = data.get("e") if isinstance(data, dict) else None
-        if kind == "executionReport":
+        if kind in ("executionReport", "ORDER_TRADE_UPDATE"):
+            # USD-M nests the order under "o" with the same field letters as spot's report.
+            report = data if kind == "executionReport" else {"E": data.get("E"), **data["o"]}
             try:
-                self._on_execution_report(data)
+                self._on_execution_report(report)
             except (KeyError, ValueError, FixedPointError) as error:
-                log.error("binance executionReport not understood: %s", error)
+                log.error("binance %s not understood: %s", kind, error)
         elif kind == "listenKeyExpired":
             log.warning("binance listen key expired: reconnecting with a new one")
             self._spawn(self._drop_stream())
@@ -745,11 +761,10 @@ class BinanceOrderEntry:
         while True:
             await asyncio.sleep(self.keepalive_s)
             try:
+                # Futures extend the account's one key and take no parameter.
+                params = {} if self.api.futures else {"listenKey": self._listen_key}
                 await self.rest.call(
-                    "PUT",
-                    self.api.listen_key_path,
-                    {"listenKey": self._listen_key},
-                    keys=self.credentials.for_reading(),
+                    "PUT", self.api.listen_key_path, params, keys=self.credentials.for_reading()
                 )
                 self.keepalives += 1
             except VenueError as error:
@@ -787,9 +802,11 @@ class BinanceOrderEntry:
                     continue  # its own answer is on the way
                 report.checked += 1
                 fills_before, closed_before = tracked.filled, tracked.closed
-                await self._reconcile_order(tracked)
+                known = await self._reconcile_order(tracked)
                 report.fills += tracked.filled != fills_before
-                if tracked.closed and not closed_before:
+                if known is False:
+                    report.lost += 1
+                elif tracked.closed and not closed_before:
                     report.closed += 1
         venue_open = await self.rest.call("GET", self.api.open_orders_path, keys=keys, signed=True)
         for entry in venue_open:
@@ -802,6 +819,47 @@ class BinanceOrderEntry:
                 "binance has open orders this kernel never placed (not adopted): %s",
                 sorted(report.unknown_at_kernel)[:10],
             )
+        if self.api.positions_path:
+            await self._compare_positions(report)
+        if self.api.account_path:
+            await self._compare_balances(report)
+        self.reconciliations.append(report)
+        log.info(
+            "reconciled with binance: %d orders checked, %d with new fills, %d closed, "
+            "%d lost, %d unknown at the kernel",
+            report.checked,
+            report.fills,
+            report.closed,
+            report.lost,
+            len(report.unknown_at_kernel),
+        )
+        return report
+
+    async def _compare_positions(self, report: ReconcileReport) -> None:
+        """Futures: each symbol's position at the venue against the kernel's."""
+        keys = self.credentials.for_reading()
+        positions = await self.rest.call("GET", self.api.positions_path, keys=keys, signed=True)
+        for entry in positions:
+            symbol = str(entry["symbol"])
+            instrument = self._instruments(symbol)
+            if instrument is None:
+                continue
+            venue_quantity = _signed_fixed(str(entry["positionAmt"]), instrument.size_precision)
+            report.positions[symbol] = venue_quantity
+            kernel_quantity = (
+                self.orders.portfolio.quantity(self.venue_name, symbol) if self.orders else 0
+            )
+            if venue_quantity != kernel_quantity:
+                report.position_differences[symbol] = venue_quantity - kernel_quantity
+        if report.position_differences:
+            log.warning(
+                "binance positions differ from the journal's (venue minus kernel): %s",
+                report.position_differences,
+            )
+
+    async def _compare_balances(self, report: ReconcileReport) -> None:
+        """Spot: balances of traded base assets against the kernel's positions."""
+        keys = self.credentials.for_reading()
         account = await self.rest.call("GET", self.api.account_path, keys=keys, signed=True)
         totals: dict[str, int] = {}
         for balance in account.get("balances", ()):
@@ -816,16 +874,6 @@ class BinanceOrderEntry:
                     locked, _ASSET_PRECISION
                 )
         report.balance_drift = self._balance_drift(totals)
-        self.reconciliations.append(report)
-        log.info(
-            "reconciled with binance: %d orders checked, %d with new fills, %d closed, "
-            "%d unknown at the kernel",
-            report.checked,
-            report.fills,
-            report.closed,
-            len(report.unknown_at_kernel),
-        )
-        return report
 
     def _balance_drift(self, totals: Mapping[str, int]) -> dict[str, int]:
         """Compare each traded base asset's balance with what the kernel's fills explain."""
@@ -876,11 +924,12 @@ class BinanceOrderEntry:
             self._tracked[order.client_order_id] = tracked
         return tracked
 
-    async def _reconcile_order(self, tracked: _Tracked) -> None:
+    async def _reconcile_order(self, tracked: _Tracked) -> bool | None:
         try:
-            await self._resolve(tracked)
+            return await self._resolve(tracked)
         except (VenueError, OutcomeUnknownError) as error:
             log.warning("reconciling %s: %s", tracked.client_order_id, error)
+            return None
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -913,6 +962,13 @@ def _decimal_text(value: int, precision: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+def _signed_fixed(text: str, precision: int) -> int:
+    """Convert a signed decimal string (a futures position) exactly to fixed point."""
+    if text.startswith("-"):
+        return -to_fixed(text[1:], precision)
+    return to_fixed(text, precision)
 
 
 def _ns(ms: Any) -> int:
