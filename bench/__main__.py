@@ -28,6 +28,7 @@ BENCHMARKS = (
     "tick_to_order",
     "remote",
     "api_stream",
+    "features",
 )
 _RUN_FIRST = ("rss",)
 _QUICK_RUNS = 2
