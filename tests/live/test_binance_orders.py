@@ -9,18 +9,26 @@ comes back through the order manager into orders and positions.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import itertools
+import json
 import logging
 import random
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from kernel.adapters.base import RawFrame
 from kernel.adapters.binance.feed import BinanceFeed
 from kernel.bus import Bus, UnknownEndpointError
 from kernel.emulator import Emulator
@@ -29,6 +37,7 @@ from kernel.live import Backoff
 from kernel.live.binance import BinanceMarketData
 from kernel.live.binance_orders import (
     SPOT,
+    USDM,
     BinanceOrderEntry,
     BinanceRest,
     ResponseType,
@@ -608,3 +617,378 @@ def test_commission_converts_exactly_into_quote_fee_units() -> None:
     assert commission_in_quote("0.00000001", "BTC", price, btc) == 61_738
     assert commission_in_quote("0.001", "BNB", price, btc) is None
     assert FEE_PRECISION == 8
+
+
+# -- USD-M futures ------------------------------------------------------------------
+#
+# The emulator serves USD-M market data only, so USD-M orders are proven against a
+# loopback server that answers as Binance's USD-M pages describe (new, cancel and query
+# order, open orders, user trades, position risk, listen key, ORDER_TRADE_UPDATE), with
+# signed requests checked and fills scripted by the test.
+
+USDM_BTC = Instrument("binance-usdm", SYMBOL, 2, 3, 10, 1, base="BTC", quote="USDT")
+
+
+class UsdmOrderServer:
+    """A USD-M account on loopback: orders rest until the test fills or cancels them."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.listen_key = secrets.token_urlsafe(48)
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.trades: list[dict[str, Any]] = []
+        self.position = 0  # signed, at the instrument's size precision
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.sockets: set[web.WebSocketResponse] = set()
+        self._ids = itertools.count(1)
+        app = web.Application()
+        app.router.add_get("/fapi/v1/time", self._time)
+        app.router.add_post("/fapi/v1/listenKey", self._listen_key)
+        app.router.add_put("/fapi/v1/listenKey", self._listen_key)
+        app.router.add_get("/ws/{key}", self._stream)
+        app.router.add_post("/fapi/v1/order", self._signed(self._new_order))
+        app.router.add_delete("/fapi/v1/order", self._signed(self._cancel))
+        app.router.add_get("/fapi/v1/order", self._signed(self._query))
+        app.router.add_get("/fapi/v1/openOrders", self._signed(self._open_orders))
+        app.router.add_get("/fapi/v1/userTrades", self._signed(self._user_trades))
+        app.router.add_get("/fapi/v2/positionRisk", self._signed(self._position_risk))
+        self._runner = web.AppRunner(app, access_log=None)
+        self.url = ""
+
+    async def __aenter__(self) -> UsdmOrderServer:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for socket in list(self.sockets):
+            await socket.close()
+        await self._runner.cleanup()
+
+    # -- what the test scripts ------------------------------------------------------
+
+    async def fill(self, client_order_id: str, price: str, quantity: str, *, push: bool) -> None:
+        """Trade part of an order as maker; tell the stream only when ``push``."""
+        order = self.orders[client_order_id]
+        qty = to_fixed(quantity, USDM_BTC.size_precision)
+        executed = to_fixed(order["executedQty"], USDM_BTC.size_precision) + qty
+        order["executedQty"] = f"{Decimal(executed) / 1000:.3f}"
+        order["status"] = (
+            "FILLED" if order["executedQty"] == order["origQty"] else "PARTIALLY_FILLED"
+        )
+        self.position += qty if order["side"] == "BUY" else -qty
+        commission = Decimal(price) * Decimal(quantity) * Decimal("0.0002")  # maker 0.02%
+        trade = {
+            "symbol": SYMBOL,
+            "id": 7000 + len(self.trades),
+            "orderId": order["orderId"],
+            "side": order["side"],
+            "price": price,
+            "qty": quantity,
+            "realizedPnl": "0",
+            "quoteQty": str(Decimal(price) * Decimal(quantity)),
+            "commission": f"{commission:.8f}",
+            "commissionAsset": "USDT",
+            "time": int(time.time() * 1000),
+            "positionSide": "BOTH",
+            "buyer": order["side"] == "BUY",
+            "maker": True,
+        }
+        self.trades.append(trade)
+        if push:
+            await self._push(order, "TRADE", trade)
+
+    async def drop_streams(self) -> None:
+        for socket in list(self.sockets):
+            await socket.close()
+
+    # -- the wire ---------------------------------------------------------------------
+
+    def _signed(self, handler: Any) -> Any:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            assert request.headers["X-MBX-APIKEY"] == self.keys.key
+            query = request.raw_path.partition("?")[2]
+            unsigned, _, signature = query.rpartition("&signature=")
+            expected = hmac.new(
+                self.keys.secret.encode(), unsigned.encode(), hashlib.sha256
+            ).hexdigest()
+            if not hmac.compare_digest(expected, signature):
+                return web.json_response(
+                    {"code": -1022, "msg": "Signature is not valid."}, status=400
+                )
+            params = dict(parse_qsl(unsigned))
+            if abs(int(params["timestamp"]) - int(time.time() * 1000)) > int(params["recvWindow"]):
+                return web.json_response(
+                    {"code": -1021, "msg": "Timestamp outside recvWindow."}, status=400
+                )
+            self.requests.append((request.method, request.path, params))
+            response: web.StreamResponse = await handler(params)
+            return response
+
+        return checked
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": int(time.time() * 1000)})
+
+    async def _listen_key(self, request: web.Request) -> web.Response:
+        assert request.headers["X-MBX-APIKEY"] == self.keys.key
+        assert not request.query  # the futures keepalive takes no parameter
+        return web.json_response({"listenKey": self.listen_key})
+
+    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+        assert request.match_info["key"] == self.listen_key
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self.sockets.add(socket)
+        try:
+            async for _ in socket:
+                pass
+        finally:
+            self.sockets.discard(socket)
+        return socket
+
+    async def _push(
+        self, order: dict[str, Any], execution: str, trade: dict[str, Any] | None
+    ) -> None:
+        now = int(time.time() * 1000)
+        event = {
+            "e": "ORDER_TRADE_UPDATE",
+            "E": now,
+            "T": now,
+            "o": {
+                "s": SYMBOL,
+                "c": order["clientOrderId"],
+                "S": order["side"],
+                "o": order["type"],
+                "f": order["timeInForce"],
+                "q": order["origQty"],
+                "p": order["price"],
+                "ap": "0",
+                "sp": "0",
+                "x": execution,
+                "X": order["status"],
+                "i": order["orderId"],
+                "l": trade["qty"] if trade else "0",
+                "z": order["executedQty"],
+                "L": trade["price"] if trade else "0",
+                "N": "USDT",
+                "n": trade["commission"] if trade else "0",
+                "T": now,
+                "t": trade["id"] if trade else 0,
+                "b": "0",
+                "a": "0",
+                "m": bool(trade and trade["maker"]),
+                "R": False,
+                "wt": "CONTRACT_PRICE",
+                "ot": order["type"],
+                "ps": "BOTH",
+                "cp": False,
+                "rp": "0",
+            },
+        }
+        for socket in list(self.sockets):
+            await socket.send_str(json.dumps(event))
+
+    async def _new_order(self, params: dict[str, str]) -> web.Response:
+        if params.get("newOrderRespType") not in ("ACK", "RESULT"):
+            return web.json_response(
+                {"code": -1116, "msg": "Invalid newOrderRespType."}, status=400
+            )
+        order: dict[str, Any] = {
+            "orderId": next(self._ids),
+            "symbol": SYMBOL,
+            "status": "NEW",
+            "clientOrderId": params["newClientOrderId"],
+            "price": params.get("price", "0"),
+            "avgPrice": "0.00",
+            "origQty": f"{Decimal(params['quantity']):.3f}",  # written as the venue writes it
+            "executedQty": "0.000",
+            "cumQuote": "0",
+            "timeInForce": params.get("timeInForce", "GTC"),
+            "type": params["type"],
+            "side": params["side"],
+            "updateTime": int(time.time() * 1000),
+        }
+        self.orders[order["clientOrderId"]] = order
+        await self._push(order, "NEW", None)
+        return web.json_response(order)
+
+    async def _cancel(self, params: dict[str, str]) -> web.Response:
+        order = self.orders.get(params["origClientOrderId"])
+        if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
+        order["status"] = "CANCELED"
+        await self._push(order, "CANCELED", None)
+        return web.json_response(order)
+
+    async def _query(self, params: dict[str, str]) -> web.Response:
+        order = self.orders.get(params["origClientOrderId"])
+        if order is None:
+            return web.json_response({"code": -2013, "msg": "Order does not exist."}, status=400)
+        return web.json_response(order)
+
+    async def _open_orders(self, params: dict[str, str]) -> web.Response:
+        open_orders = [
+            o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")
+        ]
+        return web.json_response(open_orders)
+
+    async def _user_trades(self, params: dict[str, str]) -> web.Response:
+        wanted = int(params["orderId"]) if "orderId" in params else None
+        return web.json_response([t for t in self.trades if wanted in (None, t["orderId"])])
+
+    async def _position_risk(self, params: dict[str, str]) -> web.Response:
+        amount = f"{Decimal(self.position) / 1000:.3f}"
+        return web.json_response(
+            [{"symbol": SYMBOL, "positionAmt": amount, "entryPrice": "0", "positionSide": "BOTH"}]
+        )
+
+
+class UsdmKernel:
+    """The trading path on USD-M: a futures feed with a valid book, risk, journal, orders, venue."""
+
+    def __init__(self, server: UsdmOrderServer, keys: Keys, journal_path: Path) -> None:
+        self.bus = Bus()
+        self.clock = MarketClock(self.bus)
+        self.feed = BinanceFeed(self.bus, "usdm", instruments={SYMBOL: USDM_BTC})
+        market = MarketData(
+            books={"binance-usdm": self.feed.book},
+            states={"binance-usdm": self.feed.book_state},
+            instruments={"binance-usdm": self.feed.instrument},
+        )
+        routes = VenueMap({"binance-usdm": "binance-usdm"})
+        self.context = TradingContext(market=market, venues=routes)
+        self.risk = RiskEngine(RiskConfig(), self.context, clock=self.clock, bus=self.bus)
+        self.journal = Journal.open(journal_path, fsync="batch")
+        self.orders = OrderManager(
+            self.bus,
+            journal=self.journal,
+            risk=self.risk,
+            instruments=self.context.instrument,
+            clock=self.clock,
+            venues=("binance-usdm",),
+        )
+        self.context.attach(self.orders)
+        self.venue = BinanceOrderEntry(
+            self.bus,
+            credentials=keys.credentials,
+            instruments=self.feed.instrument,
+            api=USDM,
+            venue_name="binance-usdm",
+            rest_url=server.url,
+            ws_url=server.url.replace("http", "ws"),
+            backoff=fast_backoff(),
+            orders=self.orders,
+        )
+        self._ids = 0
+
+    def load_book(self) -> None:
+        """A depth snapshot and the diff that bridges it, as the futures sync rule wants."""
+        snapshot = {
+            "lastUpdateId": 100,
+            "E": 1,
+            "T": 1,
+            "bids": [["60000.00", "5.000"]],
+            "asks": [["60000.10", "5.000"]],
+        }
+        diff = {
+            "stream": "btcusdt@depth@0ms",
+            "data": {
+                "e": "depthUpdate",
+                "E": 2,
+                "T": 2,
+                "s": SYMBOL,
+                "U": 95,
+                "u": 105,
+                "pu": 94,
+                "b": [["60000.00", "4.000"]],
+                "a": [],
+            },
+        }
+        now = time.time_ns()
+        self.feed.on_frame(RawFrame(now, json.dumps(snapshot).encode(), "rest:depth:BTCUSDT"))
+        self.feed.on_frame(RawFrame(now + 1, json.dumps(diff).encode(), "ws"))
+        assert self.feed.book_state(SYMBOL) is BookState.VALID
+
+    async def start(self) -> None:
+        self.load_book()
+        await self.venue.start()
+        await until(lambda: len(self.venue.reconciliations) >= 1)
+
+    async def stop(self) -> None:
+        await self.venue.stop()
+        self.orders.close()
+        self.journal.close()
+
+    def post_only_buy(self, price: str, quantity: str) -> Order:
+        self._ids += 1
+        request = OrderRequest(
+            f"u{time.monotonic_ns()}-{self._ids}",
+            "binance-usdm",
+            SYMBOL,
+            OrderSide.BUY,
+            OrderType.LIMIT,
+            to_fixed(quantity, 3),
+            to_fixed(price, 2),
+            TimeInForce.POST_ONLY,
+            self.clock(),
+        )
+        return self.orders.submit(request, strategy="test")
+
+
+def test_usdm_a_post_only_order_fills_from_the_stream_and_the_position_matches_the_venue(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with UsdmOrderServer(keys) as server:
+            kernel = UsdmKernel(server, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            order = kernel.post_only_buy("59990.00", "0.010")
+            await until(lambda: order.status is OrderStatus.NEW)
+            _, _, sent = next(r for r in server.requests if r[1] == "/fapi/v1/order")
+            assert (sent["type"], sent["timeInForce"]) == ("LIMIT", "GTX")  # post-only
+            assert sent["newOrderRespType"] == "RESULT"  # futures have no FULL answers
+            assert (sent["quantity"], sent["price"]) == ("0.01", "59990")
+            await server.fill(order.client_order_id, "59990.00", "0.004", push=True)
+            await until(lambda: order.status is OrderStatus.PARTIALLY_FILLED)
+            await server.fill(order.client_order_id, "59990.00", "0.006", push=True)
+            await until(lambda: order.status is OrderStatus.FILLED)
+            # Exact: 0.01 BTC at 59990.00, maker fee 0.02% = 0.11998 USDT.
+            assert order.filled_notional == 5999000 * 10
+            assert order.fees == to_fixed("0.11998", FEE_PRECISION)
+            assert kernel.orders.portfolio.quantity("binance-usdm", SYMBOL) == 10
+            report = await kernel.venue.reconcile()
+            assert report.positions == {SYMBOL: 10}
+            assert report.position_differences == {}
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_usdm_a_fill_the_stream_missed_is_found_by_reconciliation_after_a_reconnect(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with UsdmOrderServer(keys) as server:
+            kernel = UsdmKernel(server, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            order = kernel.post_only_buy("59990.00", "0.010")
+            await until(lambda: order.status is OrderStatus.NEW)
+            await server.fill(order.client_order_id, "59990.00", "0.003", push=False)
+            await asyncio.sleep(0.1)
+            assert order.filled_quantity == 0  # the stream never said
+            await server.drop_streams()
+            await until(lambda: len(kernel.venue.reconciliations) >= 2)
+            await until(lambda: order.status is OrderStatus.PARTIALLY_FILLED)
+            assert order.filled_quantity == 3
+            assert kernel.orders.portfolio.quantity("binance-usdm", SYMBOL) == 3
+            assert kernel.venue.reconciliations[-1].position_differences == {}
+            # The cancel goes out and the stream closes the order.
+            assert kernel.orders.cancel(order.client_order_id)
+            await until(lambda: order.status is OrderStatus.CANCELED)
+            await kernel.stop()
+
+    run(scenario())

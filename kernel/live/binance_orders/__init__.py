@@ -12,6 +12,7 @@ come from are listed in ``docs/venues.md``, "Order entry: Binance".
 from kernel.live.binance_orders.rest import (
     ERROR_MEANINGS,
     SPOT,
+    USDM,
     BinanceRest,
     OrderApi,
     OutcomeUnknownError,
@@ -31,6 +32,7 @@ from kernel.live.binance_orders.venue import (
 __all__ = [
     "ERROR_MEANINGS",
     "SPOT",
+    "USDM",
     "BinanceOrderEntry",
     "BinanceRest",
     "KernelOrders",
