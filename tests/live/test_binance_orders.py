@@ -47,6 +47,7 @@ from kernel.live.binance_orders import (
 from kernel.live.credentials import VenueCredentials, load_credentials
 from kernel.orders import Order, OrderManager, OrderStatus
 from kernel.orders.manager import OrderVenue
+from kernel.paper import PaperVenue
 from kernel.risk import RiskConfig, RiskEngine
 from kernel.trading import MarketData, TradingContext, VenueMap
 from kernel.trading.clock import MarketClock
@@ -263,6 +264,16 @@ def assert_fills_match_the_venue(kernel: LiveKernel, emulator: Emulator, order: 
 
 
 # -- specifications ---------------------------------------------------------------
+
+
+def test_the_paper_venue_and_binance_are_both_order_venues_on_the_bus(keys: Keys) -> None:
+    bus = Bus()
+    binance = BinanceOrderEntry(bus, credentials=keys.credentials, instruments=lambda _: None)
+    venues: list[OrderVenue] = [PaperVenue(bus, instruments={}), binance]  # checked by mypy
+    assert bus.endpoints == ["binance.cancel", "binance.submit", "paper.cancel", "paper.submit"]
+    for venue in venues:
+        venue.close()
+    assert bus.endpoints == []
 
 
 def test_an_order_passes_risk_and_the_journal_then_fills_on_binance_and_reaches_positions(
