@@ -62,6 +62,10 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format kernel sdk/python/src $(PLUGINS) tests bench scripts
 	$(BIN)/ruff check --fix kernel sdk/python/src $(PLUGINS) tests bench scripts
 
+.PHONY: soak
+soak: $(STAMP) ## 10 minutes of recorded data at 50x through the emulator and a live adapter
+	TRADEKERNEL_SOAK_SECONDS=600 $(BIN)/python -m pytest tests/live/test_soak.py -q -s -p no:cacheprovider
+
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks against ccxt and NautilusTrader; writes bench/results.json
 	$(BIN)/pip install --quiet -e '.[bench]'
