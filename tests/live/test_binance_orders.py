@@ -271,6 +271,11 @@ def test_the_paper_venue_and_binance_are_both_order_venues_on_the_bus(keys: Keys
     binance = BinanceOrderEntry(bus, credentials=keys.credentials, instruments=lambda _: None)
     venues: list[OrderVenue] = [PaperVenue(bus, instruments={}), binance]  # checked by mypy
     assert bus.endpoints == ["binance.cancel", "binance.submit", "paper.cancel", "paper.submit"]
+    # Not started: an order is refused at once, with the reason, and nothing is sent.
+    rejected: list[Any] = []
+    bus.subscribe("events.order.binance", rejected.append)
+    binance.submit(OrderRequest("early", "binance", SYMBOL, OrderSide.BUY, OrderType.MARKET, 1))
+    assert [event.reason for event in rejected] == ["the binance venue is not started"]
     for venue in venues:
         venue.close()
     assert bus.endpoints == []

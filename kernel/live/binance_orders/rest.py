@@ -254,6 +254,11 @@ class BinanceRest:
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=self._timeout)
 
+    @property
+    def is_open(self) -> bool:
+        """Return whether calls can be made (between :meth:`open` and :meth:`close`)."""
+        return self._http is not None
+
     async def close(self) -> None:
         """Close the HTTP session."""
         if self._http is not None:

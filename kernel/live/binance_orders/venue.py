@@ -308,6 +308,9 @@ class BinanceOrderEntry:
         """Send a new order (answers arrive as order events)."""
         tracked = _Tracked(request.client_order_id, request.symbol, request.quantity)
         self._tracked[request.client_order_id] = tracked
+        if not self.rest.is_open:
+            self._close(tracked, OrderRejected, "the binance venue is not started")
+            return
         tracked.placing = self._spawn(self._place(tracked, request))
 
     def cancel(self, request: CancelRequest) -> None:
