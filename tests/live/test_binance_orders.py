@@ -116,6 +116,7 @@ class LiveKernel:
         response_type: ResponseType = "FULL",
         backoff: Backoff | None = None,
         keepalive_s: float = 1800.0,
+        lookup_delay_s: float = 0.05,
     ) -> None:
         self.bus = Bus()
         self.clock = MarketClock(self.bus)
@@ -158,6 +159,7 @@ class LiveKernel:
             response_type=response_type,
             backoff=backoff or fast_backoff(),
             keepalive_s=keepalive_s,
+            lookup_delay_s=lookup_delay_s,
             orders=self.orders,
         )
         routed: OrderVenue = self.venue  # the order manager's venue protocol, checked by mypy
@@ -366,13 +368,17 @@ def test_an_answer_with_unknown_execution_status_is_looked_up_not_guessed(
         ) as emulator:
             kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
             await kernel.start()
+            requests_before = emulator.stats.rest_requests
             emulator.faults.reject_orders(
                 -1007, "Timeout waiting for response from backend server. Send status unknown."
             )
             order = kernel.resting_buy()
             await until(lambda: order.status is OrderStatus.EXPIRED)
-            # Not rejected on the venue's word: the order was looked up, and it does not exist.
+            # Not rejected on the venue's word: the order was looked up, twice, a little
+            # later each time (it might still have been on its way), and it does not exist.
             assert order.reason == "the venue does not know the order"
+            lookups = emulator.stats.rest_requests - requests_before - 1  # less the order
+            assert lookups == 2
             assert emulator.engine.find(SYMBOL, client_order_id=order.client_order_id) is None
             assert emulator.stats.orders == 1  # and it was not sent again
             await kernel.stop()

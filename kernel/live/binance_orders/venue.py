@@ -62,7 +62,7 @@ from kernel.live.binance_orders.rest import (
     OutcomeUnknownError,
     VenueError,
 )
-from kernel.live.credentials import VenueCredentials
+from kernel.live.credentials import CredentialsError, VenueCredentials
 from kernel.logs import register_secret
 from tradekernel_sdk.fixedpoint import FixedPointError, from_fixed, to_fixed
 from tradekernel_sdk.orders import (
@@ -187,6 +187,7 @@ class ReconcileReport:
     closed: int = 0
     lost: int = 0
     unknown_at_kernel: list[str] = field(default_factory=list)
+    """Client order ids of orders open at the venue that the kernel does not have open."""
     balances: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Asset → (free, locked) as the venue reports them."""
     balance_drift: dict[str, int] = field(default_factory=dict)
@@ -224,6 +225,7 @@ class BinanceOrderEntry:
         max_retry_wait_s: float = 5.0,
         backoff: Backoff | None = None,
         orders: KernelOrders | None = None,
+        lookup_delay_s: float = 1.0,
     ) -> None:
         self.venue_name = venue_name
         self.api = api
@@ -241,6 +243,9 @@ class BinanceOrderEntry:
             "RESULT" if api.futures and response_type == "FULL" else response_type
         )
         self.clock_resync_s = clock_resync_s
+        self.lookup_delay_s = lookup_delay_s
+        """After an unknown outcome, wait this long before looking the order up, and as
+        long again before believing a "does not exist": the request may still be on its way."""
         self.keepalive_s = keepalive_s
         self.backoff = backoff if backoff is not None else Backoff()
         self.orders = orders
@@ -311,6 +316,11 @@ class BinanceOrderEntry:
         if not self.rest.is_open:
             self._close(tracked, OrderRejected, "the binance venue is not started")
             return
+        try:
+            self.credentials.for_trading()
+        except CredentialsError as error:
+            self._close(tracked, OrderRejected, str(error))  # names the variables, not values
+            return
         tracked.placing = self._spawn(self._place(tracked, request))
 
     def cancel(self, request: CancelRequest) -> None:
@@ -380,10 +390,19 @@ class BinanceOrderEntry:
                     tracked.client_order_id,
                     unknown,
                 )
-                await self._resolve(tracked)
+                await self._resolve_unknown(tracked)
                 return
             await self._apply_order_answer(tracked, body, instrument)
             return
+
+    async def _resolve_unknown(self, tracked: _Tracked) -> None:
+        """Look up an order whose request may or may not have reached the venue."""
+        for _ in range(2):
+            await asyncio.sleep(self.lookup_delay_s)
+            known = await self._resolve(tracked, believe_missing=False)
+            if known is not False:
+                return
+        self._close(tracked, OrderExpired, "the venue does not know the order")
 
     async def _cancel(self, request: CancelRequest) -> None:
         tracked = self._known(request.client_order_id)
@@ -431,7 +450,7 @@ class BinanceOrderEntry:
                 return
             except OutcomeUnknownError:
                 if tracked is not None:
-                    await self._resolve(tracked)
+                    await self._resolve_unknown(tracked)
                 return
             if tracked is None:
                 return
@@ -446,8 +465,11 @@ class BinanceOrderEntry:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _resolve(self, tracked: _Tracked) -> bool | None:
-        """Find out what became of an order; return whether the venue knows it (None: unclear)."""
+    async def _resolve(self, tracked: _Tracked, *, believe_missing: bool = True) -> bool | None:
+        """Find out what became of an order; return whether the venue knows it (None: unclear).
+
+        An order the venue does not know is expired, if ``believe_missing``.
+        """
         try:
             body = await self.rest.call(
                 "GET",
@@ -458,7 +480,8 @@ class BinanceOrderEntry:
             )
         except VenueError as error:
             if error.code == _NO_SUCH_ORDER:
-                self._close(tracked, OrderExpired, "the venue does not know the order")
+                if believe_missing:
+                    self._close(tracked, OrderExpired, "the venue does not know the order")
                 return False
             log.warning("looking up %s failed: %s", tracked.client_order_id, error)
             return None
@@ -814,7 +837,8 @@ class BinanceOrderEntry:
         venue_open = await self.rest.call("GET", self.api.open_orders_path, keys=keys, signed=True)
         for entry in venue_open:
             cid = str(entry["clientOrderId"])
-            if cid not in self._tracked:
+            mine = self._tracked.get(cid)
+            if mine is None or mine.closed:
                 report.unknown_at_kernel.append(cid)
         if report.unknown_at_kernel:
             self.unknown_orders.update(report.unknown_at_kernel)
