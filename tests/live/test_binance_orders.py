@@ -723,6 +723,10 @@ class UsdmOrderServer:
         if push:
             await self._push(order, "TRADE", trade)
 
+    async def push_raw(self, text: str) -> None:
+        for socket in list(self.sockets):
+            await socket.send_str(text)
+
     async def drop_streams(self) -> None:
         for socket in list(self.sockets):
             await socket.close()
@@ -976,11 +980,20 @@ def test_usdm_a_post_only_order_fills_from_the_stream_and_the_position_matches_t
             assert (sent["quantity"], sent["price"]) == ("0.01", "59990")
             await server.fill(order.client_order_id, "59990.00", "0.004", push=True)
             await until(lambda: order.status is OrderStatus.PARTIALLY_FILLED)
+            # Bad messages are logged and skipped; the stream and the order carry on.
+            bad_price = {"c": order.client_order_id, "x": "TRADE", "L": "1e3"}
+            for garbage in (
+                '{"e":"ORDER_TRADE_UPDATE","E":1}',  # no order
+                "not json",
+                json.dumps({"e": "ORDER_TRADE_UPDATE", "o": bad_price}),  # not a decimal
+            ):
+                await server.push_raw(garbage)
             await server.fill(order.client_order_id, "59990.00", "0.006", push=True)
             await until(lambda: order.status is OrderStatus.FILLED)
             # Exact: 0.01 BTC at 59990.00, maker fee 0.02% = 0.11998 USDT.
             assert order.filled_notional == 5999000 * 10
             assert order.fees == to_fixed("0.11998", FEE_PRECISION)
+            assert kernel.venue.stream_connects == 1
             assert kernel.orders.portfolio.quantity("binance-usdm", SYMBOL) == 10
             report = await kernel.venue.reconcile()
             assert report.positions == {SYMBOL: 10}

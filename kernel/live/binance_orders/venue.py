@@ -279,7 +279,11 @@ class BinanceOrderEntry:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Measure the clock, then keep the user-data stream (and reconciliation) running."""
+        """Measure the clock, then keep the user-data stream (and reconciliation) running.
+
+        Raises :class:`~kernel.live.credentials.CredentialsError` without read keys.
+        """
+        self.credentials.for_reading()
         await self.rest.open()
         await self.rest.sync_clock()
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="binance-orders")
@@ -566,12 +570,12 @@ class BinanceOrderEntry:
         data = message.get("data", message)  # /stream wraps events, /ws does not
         kind = data.get("e") if isinstance(data, dict) else None
         if kind in ("executionReport", "ORDER_TRADE_UPDATE"):
-            # USD-M nests the order under "o" with the same field letters as spot's report.
-            report = data if kind == "executionReport" else {"E": data.get("E"), **data["o"]}
             try:
+                # USD-M nests the order under "o" with the same field letters as spot's report.
+                report = data if kind == "executionReport" else {"E": data.get("E"), **data["o"]}
                 self._on_execution_report(report)
-            except (KeyError, ValueError, FixedPointError) as error:
-                log.error("binance %s not understood: %s", kind, error)
+            except (KeyError, TypeError, ValueError, FixedPointError) as error:
+                log.error("binance %s not understood: %r", kind, error)
         elif kind == "listenKeyExpired":
             log.warning("binance listen key expired: reconnecting with a new one")
             self._spawn(self._drop_stream())
@@ -730,7 +734,12 @@ class BinanceOrderEntry:
         resync = asyncio.get_running_loop().create_task(self._resync_clock())
         try:
             while not self._stopping.is_set():
-                healthy = await self._stream_once()
+                try:
+                    healthy = await self._stream_once()
+                except Exception:
+                    # The stream must outlive any one bad connection; say what broke.
+                    log.exception("binance user data stream failed")
+                    healthy = False
                 if healthy:
                     self.backoff.reset()
                 if self._stopping.is_set():
