@@ -17,7 +17,7 @@ from kernel.adapters.binance import KNOWN_INSTRUMENTS
 from kernel.adapters.registry import create_feed
 from kernel.api import ApiParts, ApiServer
 from kernel.bus import Bus
-from kernel.live.component import LiveMarketDataComponent, create_runner
+from kernel.live.component import LiveMarketDataComponent, LiveRunner, create_runner
 from kernel.metrics import StageLatency, TickToOrder
 from kernel.plugins import PluginHost
 from kernel.service.components import (
@@ -103,7 +103,8 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
 
     feeds: dict[str, Feed] = {}
     latencies: dict[str, StageLatency] = {}
-    sources = [(c.venue, c.verify) for c in config.replay] + [(c.venue, True) for c in config.live]
+    sources = [(c.venue, c.verify) for c in config.replay]
+    sources += [(c.venue, True) for c in config.live if not c.ccxt_exchange]
     for venue, verify in sources:
         if venue in feeds:
             continue
@@ -114,12 +115,27 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         if metrics is not None:
             metrics.server.collector.add_feed(venue, feed.stats, latency)
     for live_config in config.live:
-        runner = create_runner(
-            live_config.venue,
-            feeds[live_config.venue],
-            list(live_config.symbols),
-            {"ws_url": live_config.ws_url, "rest_url": live_config.rest_url},
-        )
+        runner: LiveRunner
+        if live_config.ccxt_exchange:
+            # ccxt reads its own sockets: the adapter is the feed and the connection at once.
+            # Imported here: ccxt takes a while to import, and only ccxt venues need it.
+            from kernel.live.ccxt_adapter import CcxtMarketData, create_exchange  # noqa: PLC0415
+
+            adapter = CcxtMarketData(
+                create_exchange(live_config.ccxt_exchange, live_config.ccxt_options),
+                bus,
+                live_config.symbols,
+                venue=live_config.venue,
+            )
+            feeds[live_config.venue] = adapter
+            runner = adapter
+        else:
+            runner = create_runner(
+                live_config.venue,
+                feeds[live_config.venue],
+                list(live_config.symbols),
+                {"ws_url": live_config.ws_url, "rest_url": live_config.rest_url},
+            )
         # Started with the other components, before trading: books fill while strategies load.
         components.append(LiveMarketDataComponent(live_config.venue, runner))
 

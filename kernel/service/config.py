@@ -81,6 +81,10 @@ class LiveConfig:
     symbols: tuple[str, ...]
     ws_url: str = ""  # empty: the venue's production address
     rest_url: str = ""
+    ccxt_exchange: str = ""
+    """For ``venue = "ccxt:ID"``: ccxt's exchange id; the venue is then named ID."""
+    ccxt_options: Mapping[str, Any] = field(default_factory=dict)
+    """The ``ccxt`` table: passed to ccxt's client as its configuration."""
 
 
 @dataclass(frozen=True)
@@ -345,12 +349,26 @@ def parse_config(
         symbols = tuple(section.strings("symbols", None))
         if not symbols:
             raise ConfigError(f"{prefix}.symbols: at least one symbol is required")
-        live_config = LiveConfig(
-            venue=section.choice("venue", tuple(LIVE_VENUES), None),
-            symbols=symbols,
-            ws_url=section.string("ws_url", ""),
-            rest_url=section.string("rest_url", ""),
-        )
+        named = section.string("venue", "")
+        if named.startswith("ccxt:"):
+            exchange = _ccxt_exchange(named.removeprefix("ccxt:"), f"{prefix}.venue")
+            options = section.raw.get("ccxt", {})
+            section.used.add("ccxt")
+            if not isinstance(options, Mapping):
+                raise ConfigError(f"{prefix}.ccxt: must be a table of ccxt client settings")
+            live_config = LiveConfig(
+                venue=exchange,
+                symbols=symbols,
+                ccxt_exchange=exchange,
+                ccxt_options=dict(options),
+            )
+        else:
+            live_config = LiveConfig(
+                venue=section.choice("venue", tuple(LIVE_VENUES), None),
+                symbols=symbols,
+                ws_url=section.string("ws_url", ""),
+                rest_url=section.string("rest_url", ""),
+            )
         section.reject_unknown()
         if any(other.venue == live_config.venue for other in live_configs) or any(
             replay.venue == live_config.venue for replay in replay_configs
@@ -453,6 +471,18 @@ def _component_tls(section: _Section, base: Path) -> dict[str, Path | None]:
         if path is not None and not path.is_file():
             raise ConfigError(f"{section.path}.{key}: no such file: {path}")
     return paths
+
+
+def _ccxt_exchange(exchange: str, field_name: str) -> str:
+    """Check that ccxt has a websocket client called ``exchange``."""
+    import ccxt.pro  # noqa: PLC0415 - ccxt is slow to import; only ccxt venues pay for it
+
+    if not exchange or not hasattr(ccxt.pro, exchange):
+        raise ConfigError(
+            f"{field_name}: ccxt has no websocket client {exchange!r}"
+            " (see ccxt.pro.exchanges for the ids)"
+        )
+    return exchange
 
 
 def _optional_path(text: str, base: Path) -> Path | None:

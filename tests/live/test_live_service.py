@@ -7,10 +7,12 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from kernel.emulator import Emulator
 from kernel.live.component import LiveMarketDataComponent
 from kernel.service.builder import build
-from kernel.service.config import parse_config
+from kernel.service.config import ConfigError, parse_config
 from kernel.service.runner import format_summary, summary
 from tradekernel_sdk.types import BookState
 
@@ -73,3 +75,55 @@ def test_a_live_venue_feeds_the_strategies_and_the_paper_venue(tmp_path: Path) -
             assert "live binance" in format_summary(report)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_ccxt_venue_from_live_config_keeps_verified_books(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Emulator("binance", [BTC], speed=5) as emulator:
+            unreachable = "http://0.0.0.0/unreachable"  # only the spot API may be called
+            api = {name: unreachable for name in ("sapi", "fapiPublic", "dapiPublic")}
+            api |= {
+                "public": f"{emulator.http_url}/api/v3",
+                "private": f"{emulator.http_url}/api/v3",
+                "ws": {"spot": f"{emulator.ws_url}/ws"},
+            }
+            config = parse_config(
+                {
+                    "kernel": {"state_dir": str(tmp_path / "state")},
+                    "metrics": {"enabled": False},
+                    "live": [
+                        {
+                            "venue": "ccxt:binance",
+                            "symbols": ["BTC/USDT"],
+                            "ccxt": {
+                                "urls": {"api": api},
+                                "options": {
+                                    "fetchMarkets": {"types": ["spot"]},
+                                    "fetchCurrencies": False,
+                                },
+                                "has": {"fetchCurrencies": False},
+                                "enableRateLimit": False,
+                            },
+                        }
+                    ],
+                }
+            )
+            app = build(config, progress=False)
+            feed = app.feeds["binance"]
+            await app.lifecycle.start()
+            try:
+                await until(lambda: feed.book_state("BTCUSDT") is BookState.VALID)
+                book = feed.book("BTCUSDT")
+                assert book is not None
+                bid, ask = book.best_bid_price(), book.best_ask_price()
+                assert bid is not None and ask is not None and bid < ask
+            finally:
+                await app.lifecycle.stop()
+            assert not app.lifecycle.stop_errors
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_an_unknown_ccxt_exchange_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"live\[0\].venue: ccxt has no websocket client 'nyse'"):
+        parse_config({"live": [{"venue": "ccxt:nyse", "symbols": ["X/Y"]}]})
