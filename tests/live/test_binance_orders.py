@@ -43,6 +43,7 @@ from kernel.live.binance_orders import (
     ResponseType,
     commission_in_quote,
     rejection_reason,
+    venue_client_id,
 )
 from kernel.live.credentials import VenueCredentials, load_credentials
 from kernel.orders import Order, OrderManager, OrderStatus
@@ -200,10 +201,11 @@ class LiveKernel:
         quantity: int = QUANTITY,
         *,
         order_type: OrderType = OrderType.LIMIT,
+        client_order_id: str | None = None,
     ) -> Order:
         self._ids += 1
         request = OrderRequest(
-            f"t{time.monotonic_ns()}-{self._ids}",
+            client_order_id or f"t{time.monotonic_ns()}-{self._ids}",
             "binance",
             SYMBOL,
             side,
@@ -219,8 +221,9 @@ class LiveKernel:
         # A limit 50 USDT through the ask fills at the book's prices even if it moved a little.
         return self.submit(OrderSide.BUY, self.best(OrderSide.BUY) + 50 * USDT)
 
-    def resting_buy(self) -> Order:
-        return self.submit(OrderSide.BUY, self.best(OrderSide.SELL) - 1000 * USDT)
+    def resting_buy(self, client_order_id: str | None = None) -> Order:
+        price = self.best(OrderSide.SELL) - 1000 * USDT
+        return self.submit(OrderSide.BUY, price, client_order_id=client_order_id)
 
     def journal_kinds(self) -> list[str]:
         self.journal.flush()
@@ -327,6 +330,33 @@ def test_a_resting_order_is_cancelled_at_the_venue(tmp_path: Path, keys: Keys) -
             assert emulator_order(emulator, order.client_order_id).status == "CANCELED"
             assert order.filled_quantity == 0
             assert kernel.orders.portfolio.quantity("binance", SYMBOL) == 0
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_client_order_id_binance_would_refuse_is_sent_as_a_digest_and_mapped_back(
+    tmp_path: Path, keys: Keys
+) -> None:
+    assert venue_client_id("market_maker_btc-17") == "market_maker_btc-17"
+    long_id = "order book imbalance, BTCUSDT, second account-000042"
+    digest = venue_client_id(long_id)
+    assert digest == venue_client_id(long_id)  # the same in every process
+    assert re.fullmatch(r"tk-[0-9a-f]{32}", digest)
+
+    async def scenario() -> None:
+        async with Emulator(
+            "binance", [BTC], speed=20, api_key=keys.key, api_secret=keys.secret
+        ) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            order = kernel.resting_buy(client_order_id=long_id)
+            await until(lambda: order.status is OrderStatus.NEW)
+            assert emulator_order(emulator, digest).open
+            assert kernel.orders.cancel(long_id)
+            await until(lambda: order.status is OrderStatus.CANCELED)
+            report = await kernel.venue.reconcile()
+            assert report.unknown_at_kernel == []
             await kernel.stop()
 
     run(scenario())

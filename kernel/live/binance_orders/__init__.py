@@ -27,6 +27,7 @@ from kernel.live.binance_orders.venue import (
     ReconcileReport,
     ResponseType,
     commission_in_quote,
+    venue_client_id,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "VenueError",
     "commission_in_quote",
     "rejection_reason",
+    "venue_client_id",
 ]

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ __all__ = [
     "ReconcileReport",
     "ResponseType",
     "commission_in_quote",
+    "venue_client_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -163,6 +166,21 @@ class KernelOrders(Protocol):
         ...
 
 
+_CLIENT_ID_RULE = re.compile(r"[.A-Za-z0-9:/_-]{1,36}")
+
+
+def venue_client_id(client_order_id: str) -> str:
+    """Return the client order id sent to Binance for the kernel's ``client_order_id``.
+
+    The venue takes 1 to 36 of ``. A-Z a-z 0-9 : / _ -``; an id outside that
+    rule is sent as a digest of itself, the same in every process, so a
+    restarted kernel finds its orders again.
+    """
+    if _CLIENT_ID_RULE.fullmatch(client_order_id):
+        return client_order_id
+    return "tk-" + hashlib.sha256(client_order_id.encode()).hexdigest()[:32]
+
+
 @dataclass
 class _Tracked:
     """What the venue adapter knows of one order it routed or adopted from the journal."""
@@ -171,6 +189,8 @@ class _Tracked:
     symbol: str
     quantity: int
     venue_order_id: str = ""
+    venue_client_id: str = ""
+    """The id the venue knows the order by (see :func:`venue_client_id`)."""
     accepted: bool = False
     filled: int = 0
     trade_ids: set[str] = field(default_factory=set)
@@ -262,7 +282,8 @@ class BinanceOrderEntry:
         self._bus = bus
         self._instruments = instruments
         self._topic = topics.orders(venue_name)
-        self._tracked: dict[str, _Tracked] = {}
+        self._tracked: dict[str, _Tracked] = {}  # by the kernel's client order id
+        self._kernel_ids: dict[str, str] = {}  # the venue's client order id → the kernel's
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -316,7 +337,7 @@ class BinanceOrderEntry:
     def submit(self, request: OrderRequest) -> None:
         """Send a new order (answers arrive as order events)."""
         tracked = _Tracked(request.client_order_id, request.symbol, request.quantity)
-        self._tracked[request.client_order_id] = tracked
+        self._track(tracked)
         if not self.rest.is_open:
             self._close(tracked, OrderRejected, "the binance venue is not started")
             return
@@ -338,7 +359,7 @@ class BinanceOrderEntry:
             "symbol": request.symbol,
             "side": "BUY" if request.side is OrderSide.BUY else "SELL",
             "quantity": _decimal_text(request.quantity, instrument.size_precision),
-            "newClientOrderId": request.client_order_id,
+            "newClientOrderId": venue_client_id(request.client_order_id),
             "newOrderRespType": self.response_type,
         }
         if request.order_type is OrderType.MARKET:
@@ -426,7 +447,10 @@ class BinanceOrderEntry:
                 )
             )
             return
-        params = {"symbol": request.symbol, "origClientOrderId": request.client_order_id}
+        params = {
+            "symbol": request.symbol,
+            "origClientOrderId": venue_client_id(request.client_order_id),
+        }
         keys = self.credentials.for_trading()
         for attempt in (1, 2):
             try:
@@ -478,7 +502,7 @@ class BinanceOrderEntry:
             body = await self.rest.call(
                 "GET",
                 self.api.order_path,
-                {"symbol": tracked.symbol, "origClientOrderId": tracked.client_order_id},
+                {"symbol": tracked.symbol, "origClientOrderId": tracked.venue_client_id},
                 keys=self.credentials.for_reading(),
                 signed=True,
             )
@@ -582,7 +606,9 @@ class BinanceOrderEntry:
 
     def _on_execution_report(self, report: Mapping[str, Any]) -> None:
         # Cancels carry the cancel's own id in c and the order's in C.
-        tracked = self._known(report["c"]) or self._known(report.get("C") or "")
+        tracked = self._known_by_venue_id(report["c"]) or self._known_by_venue_id(
+            report.get("C") or ""
+        )
         if tracked is None:
             return  # an order this kernel did not place (reconciliation reports those)
         instrument = self._instruments(tracked.symbol)
@@ -845,10 +871,10 @@ class BinanceOrderEntry:
                     report.closed += 1
         venue_open = await self.rest.call("GET", self.api.open_orders_path, keys=keys, signed=True)
         for entry in venue_open:
-            cid = str(entry["clientOrderId"])
-            mine = self._tracked.get(cid)
+            venue_cid = str(entry["clientOrderId"])
+            mine = self._tracked.get(self._kernel_ids.get(venue_cid, ""))
             if mine is None or mine.closed:
-                report.unknown_at_kernel.append(cid)
+                report.unknown_at_kernel.append(venue_cid)
         if report.unknown_at_kernel:
             self.unknown_orders.update(report.unknown_at_kernel)
             log.error(
@@ -957,8 +983,13 @@ class BinanceOrderEntry:
                 filled=order.filled_quantity,
                 trade_ids=set(order.fill_ids),
             )
-            self._tracked[order.client_order_id] = tracked
+            self._track(tracked)
         return tracked
+
+    def _track(self, tracked: _Tracked) -> None:
+        tracked.venue_client_id = venue_client_id(tracked.client_order_id)
+        self._tracked[tracked.client_order_id] = tracked
+        self._kernel_ids[tracked.venue_client_id] = tracked.client_order_id
 
     async def _reconcile_order(self, tracked: _Tracked) -> bool | None:
         try:
@@ -990,6 +1021,17 @@ class BinanceOrderEntry:
                 if order.client_order_id == client_order_id:
                     return self._adopt(order)
         return tracked
+
+    def _known_by_venue_id(self, venue_cid: str) -> _Tracked | None:
+        """Return the tracked order the venue calls ``venue_cid``, adopting it if need be."""
+        kernel_cid = self._kernel_ids.get(venue_cid)
+        if kernel_cid is not None:
+            return self._tracked.get(kernel_cid)
+        if venue_cid and self.orders is not None:
+            for order in self.orders.open_orders(self.venue_name):
+                if venue_client_id(order.client_order_id) == venue_cid:
+                    return self._adopt(order)
+        return None
 
 
 def _decimal_text(value: int, precision: int) -> str:
