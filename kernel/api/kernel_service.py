@@ -56,8 +56,16 @@ class KernelServicer(kernel_pb2_grpc.KernelServiceServicer):
             ts_started=parts.started_wall_ns,
             uptime_ns=time.monotonic_ns() - parts.started_monotonic_ns,
         )
-        for name in parts.components():
-            response.components.add(name=name, state=kernel_pb2.COMPONENT_STATE_RUNNING)
+        if parts.component_health is not None:
+            for name, health, detail in parts.component_health():
+                response.components.add(
+                    name=name,
+                    state=kernel_pb2.ComponentState.Value(f"COMPONENT_STATE_{health}"),
+                    detail=detail,
+                )
+        else:
+            for name in parts.components():
+                response.components.add(name=name, state=kernel_pb2.COMPONENT_STATE_RUNNING)
         for instrument in sorted(parts.instruments(), key=lambda item: (item.venue, item.symbol)):
             book = parts.market.book(instrument.venue, instrument.symbol)
             state = parts.market.book_state(instrument.venue, instrument.symbol)

@@ -54,6 +54,10 @@ class ApiParts:
     config: KernelConfig | None = None
     config_source: str = "embedded default"
     components: Callable[[], Sequence[str]] = tuple
+    component_health: Callable[[], Sequence[tuple[str, str, str]]] | None = None
+    """``(name, state, detail)`` of every component, where the service knows more
+    than its name; state is a ``ComponentState`` name without its prefix
+    (``RUNNING``, ``STARTING``, ``FAILED``, ...). None: every component is running."""
     plugins: Callable[[], PluginHost | None] = _none
     changes: Callable[[], RuntimeChanges | None] = _none
     model_dir: Path | None = None

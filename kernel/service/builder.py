@@ -81,6 +81,29 @@ def _strategies(
     return resolved
 
 
+_REMOTE_STATES = {"up": "RUNNING", "connecting": "STARTING", "down": "FAILED", "stopped": "STOPPED"}
+
+
+def _component_health(components: list[Component], remote: Any) -> list[tuple[str, str, str]]:
+    """Return ``(name, state, detail)`` of the service's parts and out-of-process components."""
+    rows = []
+    for component in components:
+        state, detail = "RUNNING", ""
+        if isinstance(component, LiveMarketDataComponent):
+            session = getattr(component.runner, "session", None)
+            stats = component.session_stats
+            if session is not None and stats is not None and not session.connected.is_set():
+                state = "STARTING"
+                detail = f"not connected ({stats.connects} connects, {stats.disconnects} drops)"
+        rows.append((component.name, state, detail))
+    if remote is not None:
+        for name, report in remote.report().items():
+            rows.append(
+                (f"component:{name}", _REMOTE_STATES[report["state"]], report["down_reason"] or "")
+            )
+    return rows
+
+
 def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
     """Wire bus → state → metrics → feeds → paper venue → trading → components → replay drivers."""
     # kernel.components reads this package's config module: import it here, not above.
@@ -224,6 +247,7 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             risk=lambda: trading.risk if trading is not None else None,
             config=config,
             components=lambda: [component.name for component in components],
+            component_health=lambda: _component_health(components, remote),
             plugins=lambda: host,
             changes=lambda: trading.changes if trading is not None else None,
             model_dir=config.api.model_dir,

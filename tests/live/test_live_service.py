@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from kernel.api import ApiServer
 from kernel.emulator import Emulator
 from kernel.live.component import LiveMarketDataComponent
 from kernel.service.builder import build
 from kernel.service.config import ConfigError, parse_config
 from kernel.service.runner import format_summary, summary
+from tradekernel_sdk.client import AsyncKernelClient, ComponentInfo
 from tradekernel_sdk.types import BookState
 
 BTC = (
@@ -127,3 +129,49 @@ def test_a_ccxt_venue_from_live_config_keeps_verified_books(tmp_path: Path) -> N
 def test_an_unknown_ccxt_exchange_is_named() -> None:
     with pytest.raises(ConfigError, match=r"live\[0\].venue: ccxt has no websocket client 'nyse'"):
         parse_config({"live": [{"venue": "ccxt:nyse", "symbols": ["X/Y"]}]})
+
+
+def test_status_over_the_api_shows_a_live_venue_connected_then_reconnecting(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        emulator = Emulator("binance", [BTC], speed=5)
+        await emulator.start()
+        config = parse_config(
+            {
+                "kernel": {"state_dir": str(tmp_path / "state")},
+                "metrics": {"enabled": False},
+                "api": {"enabled": True, "port": 0, "tokens": {"reader-token-1": ["read"]}},
+                "live": [
+                    {
+                        "venue": "binance",
+                        "symbols": ["BTCUSDT"],
+                        "ws_url": emulator.ws_url,
+                        "rest_url": emulator.http_url,
+                    }
+                ],
+            }
+        )
+        app = build(config, progress=False)
+        feed = app.feeds["binance"]
+        await app.lifecycle.start()
+        api = next(c for c in app.lifecycle.components if isinstance(c, ApiServer))
+        try:
+            async with AsyncKernelClient(f"127.0.0.1:{api.port}", "reader-token-1") as client:
+                await until(lambda: feed.book_state("BTCUSDT") is BookState.VALID)
+                live = await live_status(client)
+                assert (live.state, live.detail) == ("running", "")
+                await emulator.stop()  # the venue goes away
+                await until(lambda: feed.book_state("BTCUSDT") is BookState.INVALID)
+                live = await live_status(client)
+                assert live.state == "starting"
+                assert live.detail.startswith("not connected")
+        finally:
+            await app.lifecycle.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def live_status(client: AsyncKernelClient) -> ComponentInfo:
+    status = await client.status()
+    return next(c for c in status.components if c.name == "live:binance")
