@@ -28,15 +28,39 @@ order list", "Error codes"):
   /api/v5/trade/cancel-order``, ``GET /api/v5/trade/orders-pending``, ``GET
   /api/v5/trade/order``: ``{"code":"0"|"1","msg":..,"data":[{..,"sCode",
   "sMsg"}]}``.
+* ``GET /api/v5/trade/fills`` (every fill of the account, newest first,
+  filtered by ``instType``, ``instId`` and ``ordId``; ``fee`` negative when
+  charged, as OKX writes it).
 * Rate-limit faults answer HTTP 429 (or 418) with ``{"msg":"Too Many
   Requests","code":"50011"}``; OKX documents no Retry-After header.
+* ``/ws/v5/private`` (sections "WebSocket: Login", "Order channel", "Error
+  codes: WebSocket"): ``{"op":"login","args":[{"apiKey","passphrase",
+  "timestamp","sign"}]}`` where ``timestamp`` is Unix seconds and ``sign`` the
+  base64 HMAC-SHA256 of timestamp + ``GET`` + ``/users/self/verify`` (the
+  REST signature's secret), within 30 s of the server's clock. Answers
+  ``{"event":"login","code":"0",..}``, or an ``error`` event: 60009 login
+  failure (malformed arguments), 60005 invalid apiKey, 60024 wrong
+  passphrase, 60004 invalid timestamp, 60006 timestamp expired, 60007 invalid
+  sign. Before a login, a subscription gets 60011 "Please log in". After it,
+  ``{"op":"subscribe","args":[{"channel":"orders","instType":..,"instId":..}]}``
+  (``instType`` one of SPOT, MARGIN, SWAP, FUTURES, OPTION, ANY; ``instId``
+  optional) is acknowledged, and every change of a matching order is pushed:
+  the order's fields (as ``GET /api/v5/trade/order`` answers) with ``state``
+  ``live``, ``partially_filled``, ``filled`` or ``canceled``, and on a trade
+  ``tradeId``, ``fillPx``, ``fillSz``, ``fillFee`` (negative when charged),
+  ``fillFeeCcy``, ``fillTime`` and ``execType`` (``M`` maker, ``T`` taker).
+  ``ping`` is answered ``pong``. Pushes go out under the stream key
+  ``orders:<instType>:<instId>``, so the frame faults (``disconnect_after``,
+  ``drop_frames``, ``delay`` with ``match="orders"``) act on them.
 
-Not emulated: the private websocket (orders channel), login over websocket,
-business websocket, batch endpoints, amend, algo orders, margin modes.
+Not emulated: business websocket, websocket order placement, batch endpoints,
+amend, algo orders, margin modes, ``mmp_canceled`` (no market maker
+protection here).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -59,7 +83,7 @@ from kernel.book import L2Book
 from kernel.bus import Bus
 from kernel.emulator.faults import EmulatorStats, FaultPlan
 from kernel.emulator.market import ReplayMarket, StringBookSide
-from kernel.emulator.matching import EmulatedOrder, OrderEngine, OrderError
+from kernel.emulator.matching import EmulatedOrder, Fill, OrderEngine, OrderError
 from kernel.emulator.streams import StreamConnection
 from tradekernel_sdk.fixedpoint import FixedPointError, from_fixed, to_fixed
 from tradekernel_sdk.orders import FEE_PRECISION, OrderSide, OrderType, TimeInForce
@@ -79,6 +103,8 @@ _ORDER_TYPES = {
     "market": (OrderType.MARKET, TimeInForce.IOC),
 }
 _ORDER_TYPE_NAMES = {value: key for key, value in _ORDER_TYPES.items()}
+_LOGIN_PATH = "/users/self/verify"
+_INST_TYPES = frozenset({"SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION", "ANY"})
 
 
 class _Book:
@@ -261,6 +287,10 @@ class OkxServer:
         self.clock_ms = clock_ms
         self.slow_consumer_s = slow_consumer_s
         self._connections: set[StreamConnection] = set()
+        self._private: dict[StreamConnection, _PrivateSession] = {}
+        self._pushes: set[asyncio.Task[None]] = set()
+        self._traded: set[str] = set()
+        """Instruments the account has placed orders on (what the fill list reads)."""
         self.engine = OrderEngine(
             market.bus,
             venue="emulator.okx",
@@ -270,6 +300,7 @@ class OkxServer:
             clock_ms=clock_ms,
             balances=balances,
         )
+        self.engine.order_listeners.append(self._on_order)
 
     def _instrument(self, inst_id: str) -> Instrument | None:
         instrument = self.market.feed.instrument(inst_id)
@@ -299,6 +330,8 @@ class OkxServer:
         app.router.add_post("/api/v5/trade/cancel-order", self._signed(self._cancel))
         app.router.add_get("/api/v5/trade/orders-pending", self._signed(self._pending))
         app.router.add_get("/api/v5/trade/order", self._signed(self._order))
+        app.router.add_get("/api/v5/trade/fills", self._signed(self._fills))
+        app.router.add_get("/ws/v5/private", self._private_ws)
 
     async def close(self) -> None:
         """Close every websocket."""
@@ -526,6 +559,7 @@ class OkxServer:
         if reject is not None:
             return self._failed(params, str(reject.code), reject.msg)
         client_id = str(params.get("clOrdId", ""))
+        self._traded.add(inst_id)
         try:
             order = self.engine.place(
                 inst_id,
@@ -591,6 +625,149 @@ class OkxServer:
             return _error_body("51603", "Order does not exist")
         return _result([_order_fields(order)])
 
+    async def _fills(self, request: web.Request, params: dict[str, Any]) -> web.Response:
+        inst_type = str(params.get("instType") or "")
+        inst_id = str(params.get("instId") or "")
+        ord_id = str(params.get("ordId") or "")
+        fills = [
+            _fill_fields(order, fill)
+            for symbol in ([inst_id] if inst_id else sorted(self._traded))
+            for order in self.engine.orders_of(symbol)
+            if (not ord_id or str(order.order_id) == ord_id)
+            and (not inst_type or _inst_type(order.symbol) == inst_type)
+            for fill in order.fills
+        ]
+        fills.sort(key=lambda entry: int(entry["tradeId"]), reverse=True)
+        return _result(fills)
+
+    # -- private websocket -----------------------------------------------------
+
+    async def _private_ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        # Not user_data: order pushes pass through the frame faults (match "orders").
+        connection = StreamConnection(
+            ws,
+            request,
+            faults=self.faults,
+            stats=self.stats,
+            slow_consumer_s=self.slow_consumer_s,
+        )
+        session = _PrivateSession(f"{connection.id:08x}")
+        self._connections.add(connection)
+        self._private[connection] = session
+        self.stats.connections += 1
+        try:
+            async for message in ws:
+                if message.type is WSMsgType.TEXT:
+                    self._on_private_request(connection, session, message.data)
+        finally:
+            self._private.pop(connection, None)
+            self._connections.discard(connection)
+            await connection.stop()
+        return ws
+
+    def _on_private_request(
+        self, connection: StreamConnection, session: _PrivateSession, text: str
+    ) -> None:
+        def answer(body: dict[str, Any]) -> None:
+            connection.push_control(orjson.dumps({**body, "connId": session.conn_id}))
+
+        if text == "ping":
+            connection.push_control(b"pong")
+            return
+        try:
+            request = orjson.loads(text)
+            op = request["op"]
+            args = request["args"]
+            if op not in ("login", "subscribe", "unsubscribe") or type(args) is not list:
+                raise ValueError(op)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            answer({"event": "error", "code": "60012", "msg": f"Invalid request: {text}"})
+            return
+        if op == "login":
+            refusal = self._check_login(args)
+            if refusal is not None:
+                answer({"event": "error", "code": refusal[0], "msg": refusal[1]})
+                return
+            session.logged_in = True
+            answer({"event": "login", "code": "0", "msg": ""})
+            return
+        if not session.logged_in:
+            answer({"event": "error", "code": "60011", "msg": "Please log in"})
+            return
+        for arg in args:
+            channel = arg.get("channel") if type(arg) is dict else None
+            if channel != "orders":
+                answer(
+                    {
+                        "event": "error",
+                        "code": "60018",
+                        "msg": f"Wrong URL or channel:{channel} doesn't exist. Please use the "
+                        "correct URL, channel and parameters referring to API document.",
+                    }
+                )
+                continue
+            inst_type = arg.get("instType")
+            inst_id = arg.get("instId")
+            if inst_type not in _INST_TYPES or (inst_id is not None and type(inst_id) is not str):
+                answer({"event": "error", "code": "60013", "msg": "Invalid args"})
+                continue
+            wanted = (str(inst_type), str(inst_id or ""))
+            if op == "subscribe":
+                session.subscriptions.add(wanted)
+            else:
+                session.subscriptions.discard(wanted)
+            answer({"event": op, "arg": arg})
+
+    def _check_login(self, args: list[Any]) -> tuple[str, str] | None:
+        """Verify a websocket login as REST requests are verified; return the refusal."""
+        fields = args[0] if len(args) == 1 and type(args[0]) is dict else {}
+        key, passphrase, timestamp, signature = (
+            fields.get(name) for name in ("apiKey", "passphrase", "timestamp", "sign")
+        )
+        if not all(type(v) is str and v for v in (key, passphrase, timestamp, signature)):
+            return "60009", "Login failure"
+        assert type(key) is str and type(passphrase) is str
+        assert type(timestamp) is str and type(signature) is str
+        if not hmac.compare_digest(key, self.api_key):
+            return "60005", "Invalid apiKey"
+        if not hmac.compare_digest(passphrase, self.passphrase):
+            return "60024", "Wrong passphrase"
+        if not timestamp.isdigit():
+            return "60004", "Invalid timestamp"
+        if abs(self.clock_ms() - int(timestamp) * 1000) > _TIMESTAMP_TOLERANCE_MS:
+            self.stats.timestamp_rejections += 1
+            return "60006", "Timestamp request expired"
+        prehash = f"{timestamp}GET{_LOGIN_PATH}".encode()
+        expected = base64.b64encode(hmac.new(self._secret, prehash, hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, signature.encode()):
+            self.stats.signature_rejections += 1
+            return "60007", "Invalid sign"
+        return None
+
+    def _on_order(self, order: EmulatedOrder, execution: str, fill: Fill | None) -> None:
+        if execution == "REJECTED":
+            return  # refused over REST with sCode, never pushed
+        inst_type = _inst_type(order.symbol)
+        fields = {**_order_fields(order), **_fill_push_fields(order, fill), "code": "0", "msg": ""}
+        key = f"orders:{inst_type}:{order.symbol}"
+        for connection, session in list(self._private.items()):
+            if connection.closed or not session.logged_in:
+                continue
+            for sub_type, sub_id in session.subscriptions:
+                if sub_type not in ("ANY", inst_type) or sub_id not in ("", order.symbol):
+                    continue
+                arg = {"channel": "orders", "instType": sub_type, "uid": "emulator"}
+                if sub_id:
+                    arg["instId"] = sub_id
+                payload = orjson.dumps({"arg": arg, "data": [fields]})
+                # Queued in order: each task's first step puts its frame on the queue.
+                push = asyncio.get_running_loop().create_task(connection.push(key, payload))
+                self._pushes.add(push)
+                push.add_done_callback(self._pushes.discard)
+                break
+
 
 _STATES = {
     "NEW": "live",
@@ -600,6 +777,72 @@ _STATES = {
     "EXPIRED": "canceled",
     "REJECTED": "canceled",
 }
+
+
+class _PrivateSession:
+    """One private websocket client: whether it logged in, and its ``orders`` subscriptions."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+        self.logged_in = False
+        self.subscriptions: set[tuple[str, str]] = set()
+        """(instType, instId or "") pairs."""
+
+
+def _inst_type(inst_id: str) -> str:
+    if inst_id.count("-") == 1:
+        return "SPOT"
+    return "SWAP" if inst_id.endswith("-SWAP") else "FUTURES"
+
+
+def _fee_text(fee: int) -> str:
+    """Return a fee charged (FEE_PRECISION units) as OKX writes it: negative."""
+    return "-" + _minimal(from_fixed(fee, FEE_PRECISION)) if fee else "0"
+
+
+def _fill_push_fields(order: EmulatedOrder, fill: Fill | None) -> dict[str, str]:
+    """Return the last-trade fields of an orders-channel push (empty when no trade)."""
+    if fill is None:
+        return {
+            "tradeId": "",
+            "fillPx": "",
+            "fillSz": "0",
+            "fillFee": "0",
+            "fillFeeCcy": "",
+            "fillTime": "",
+            "execType": "",
+        }
+    return {
+        "tradeId": str(fill.trade_id),
+        "fillPx": _minimal(order.price_text(fill.price)),
+        "fillSz": _minimal(order.size_text(fill.quantity)),
+        "fillFee": _fee_text(fill.fee),
+        "fillFeeCcy": order.instrument.quote,
+        "fillTime": str(fill.time_ms),
+        "execType": "M" if fill.maker else "T",
+    }
+
+
+def _fill_fields(order: EmulatedOrder, fill: Fill) -> dict[str, str]:
+    """Return one entry of ``GET /api/v5/trade/fills``."""
+    return {
+        "instType": _inst_type(order.symbol),
+        "instId": order.symbol,
+        "tradeId": str(fill.trade_id),
+        "ordId": str(order.order_id),
+        "clOrdId": order.client_order_id,
+        "billId": str(fill.trade_id),
+        "tag": "",
+        "fillPx": _minimal(order.price_text(fill.price)),
+        "fillSz": _minimal(order.size_text(fill.quantity)),
+        "side": order.side.name.lower(),
+        "posSide": "net",
+        "execType": "M" if fill.maker else "T",
+        "feeCcy": order.instrument.quote,
+        "fee": _fee_text(fill.fee),
+        "ts": str(fill.time_ms),
+        "fillTime": str(fill.time_ms),
+    }
 
 
 def _order_fields(order: EmulatedOrder) -> dict[str, Any]:
