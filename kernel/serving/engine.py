@@ -1,0 +1,388 @@
+"""The serving engine: model inputs built from bus events, scored in batches, answers on the bus.
+
+For each event of an instrument it serves, the engine updates that
+instrument's input (the window of its last book events, or its latest
+feature vector), asks the model's :class:`~kernel.serving.registry.Route`
+which version acts for the instrument, and queues the input for it, and for
+the shadow version when there is one. Queued inputs are scored once per loop
+iteration (or as soon as ``max_batch`` are waiting): every input due in the
+same tick goes to onnxruntime in one batch per version, which costs less
+than one call each. Without a running loop (a synchronous replay) or with
+``batching=False`` each input is scored at once.
+
+The acting version's answers are published as
+:class:`~tradekernel_sdk.predictions.Prediction` on
+``model.prediction.<venue>.<symbol>``, in event order; the shadow's are
+compared with them (agreement) and counted, never published. Plug-in hooks
+are never called per event: the engine reads the bus and the registry only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kernel.bus import DEFAULT_PRIORITY, Bus
+from kernel.serving.registry import ModelRegistry, VersionState
+from kernel.serving.spec import BOOK_COLUMNS_PER_LEVEL
+from tradekernel_sdk.features import ReplayBook
+from tradekernel_sdk.predictions import Prediction, prediction_topic
+from tradekernel_sdk.strategy import BookView
+from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus
+
+__all__ = ["BookWindow", "ServingEngine", "ServingStats"]
+
+log = logging.getLogger(__name__)
+
+SERVING_PRIORITY = DEFAULT_PRIORITY - 2
+"""After the books are applied and before features' consumers: inputs see the event's book."""
+
+BookLookup = Callable[[str, str], BookView | None]
+
+
+class BookWindow:
+    """The last ``capacity`` book events of one instrument as exact integer rows.
+
+    Rows are written twice into a buffer of ``2 * capacity`` so that the
+    latest ``n`` are always one contiguous slice, read without copying.
+    """
+
+    __slots__ = ("_buffer", "_next", "capacity", "count", "levels")
+
+    def __init__(self, levels: int, capacity: int) -> None:
+        self.levels = levels
+        self.capacity = capacity
+        self.count = 0
+        self._next = 0
+        self._buffer = np.zeros((2 * capacity, levels * BOOK_COLUMNS_PER_LEVEL), dtype=np.int64)
+
+    def push(self, book: BookView) -> None:
+        """Append the book's top levels in the layout; a thin side repeats its last price."""
+        row = self._buffer[self._next]
+        asks = book.ask_levels(self.levels)
+        bids = book.bid_levels(self.levels)
+        last_ask = asks[-1][0] if asks else 0
+        last_bid = bids[-1][0] if bids else 0
+        for level in range(self.levels):
+            column = level * BOOK_COLUMNS_PER_LEVEL
+            if level < len(asks):
+                row[column], row[column + 1] = asks[level]
+            else:
+                row[column], row[column + 1] = last_ask, 0
+            if level < len(bids):
+                row[column + 2], row[column + 3] = bids[level]
+            else:
+                row[column + 2], row[column + 3] = last_bid, 0
+        self._buffer[self._next + self.capacity] = row
+        self._next = (self._next + 1) % self.capacity
+        self.count += 1
+
+    def latest(self, rows: int, levels: int) -> npt.NDArray[np.int64]:
+        """Return the last ``rows`` events (oldest first) of the first ``levels`` levels."""
+        end = self._next + self.capacity
+        return self._buffer[end - rows : end, : levels * BOOK_COLUMNS_PER_LEVEL]
+
+    def grown(self, capacity: int) -> BookWindow:
+        """Return a window of a larger capacity holding the same events."""
+        bigger = BookWindow(self.levels, capacity)
+        kept = min(self.count, self.capacity)
+        if kept:
+            bigger._buffer[:kept] = self.latest(kept, self.levels)
+            bigger._buffer[capacity : capacity + kept] = bigger._buffer[:kept]
+        bigger._next = kept % capacity
+        bigger.count = self.count
+        return bigger
+
+    def clear(self) -> None:
+        """Forget every event (the book broke; no window may span the break)."""
+        self.count = 0
+        self._next = 0
+
+
+@dataclass
+class ServingStats:
+    """What the engine did, counted per event and per answer."""
+
+    events: int = 0
+    """Book events of served instruments."""
+    scored: int = 0
+    """Events given to the acting version (the rest were warming up or had no version)."""
+    warming: int = 0
+    """Events before the instrument's window was full."""
+    unserved: int = 0
+    """Events while the model had no acting version."""
+    predictions: int = 0
+    """Answers published."""
+    failed: int = 0
+    """Inputs whose inference raised or answered nonsense."""
+    shadow_scored: int = 0
+    batches: int = 0
+    largest_batch: int = 0
+
+
+class _Instrument:
+    __slots__ = ("book", "events", "key", "label", "topic", "window")
+
+    def __init__(self, venue: str, symbol: str, levels: int, capacity: int, own_book: bool) -> None:
+        self.key = (venue, symbol)
+        self.label = f"{venue}.{symbol}"
+        self.topic = prediction_topic(venue, symbol)
+        self.book = ReplayBook() if own_book else None
+        self.window = BookWindow(levels, capacity)
+        self.events = 0
+
+
+@dataclass
+class _Pending:
+    instrument: _Instrument
+    state: VersionState
+    inputs: npt.NDArray[np.float32]
+    ts_recv: int
+    event: int
+    shadow_of: _Pending | None = None
+    answer: npt.NDArray[np.float32] | None = None
+
+
+class ServingEngine:
+    """Serve model ``model`` of ``registry`` to the instruments whose events reach ``bus``.
+
+    ``instruments`` limits it to those ``(venue, symbol)`` pairs; ``books``
+    reads the feeds' live books (without it the engine rebuilds each book
+    from the events it sees); ``levels`` is the deepest book a version may ask for.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        registry: ModelRegistry,
+        model: str,
+        *,
+        instruments: Collection[tuple[str, str]] | None = None,
+        books: BookLookup | None = None,
+        levels: int = 10,
+        batching: bool = True,
+        max_batch: int = 64,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch: at least 1, got {max_batch}")
+        self.bus = bus
+        self.registry = registry
+        self.model = model
+        self.only = None if instruments is None else frozenset(instruments)
+        self.books = books
+        self.levels = levels
+        self.batching = batching
+        self.max_batch = max_batch
+        self.stats = ServingStats()
+        self._instruments: dict[tuple[str, str], _Instrument] = {}
+        self._queue: list[_Pending] = []
+        self._flush_scheduled = False
+        self._handlers: list[tuple[str, Callable[[Any], None]]] = [
+            ("data.snapshot.*.*", self._on_book),
+            ("data.book.*.*", self._on_book),
+            ("data.status.*.*", self._on_status),
+        ]
+        self._started = False
+
+    def start(self) -> None:
+        """Subscribe to the book events on the bus."""
+        if not self._started:
+            for pattern, handler in self._handlers:
+                self.bus.subscribe(pattern, handler, priority=SERVING_PRIORITY)
+            self._started = True
+
+    def stop(self) -> None:
+        """Score what is queued, then unsubscribe."""
+        self.flush()
+        if self._started:
+            for pattern, handler in self._handlers:
+                self.bus.unsubscribe(pattern, handler)
+            self._started = False
+
+    # -- events ----------------------------------------------------------------
+
+    def _entry(self, venue: str, symbol: str) -> _Instrument | None:
+        key = (venue, symbol)
+        entry = self._instruments.get(key)
+        if entry is None:
+            if self.only is not None and key not in self.only:
+                return None
+            entry = _Instrument(venue, symbol, self.levels, 1, self.books is None)
+            self._instruments[key] = entry
+        return entry
+
+    def _on_status(self, status: BookStatus) -> None:
+        entry = self._instruments.get((status.venue, status.symbol))
+        if entry is not None and status.state is not BookState.VALID:
+            entry.window.clear()
+            if entry.book is not None:
+                entry.book.clear()
+
+    def _on_book(self, update: BookDelta | BookSnapshot) -> None:
+        entry = self._entry(update.venue, update.symbol)
+        if entry is None:
+            return
+        book: BookView | None
+        if entry.book is not None:
+            entry.book.apply(update)
+            book = entry.book
+        else:
+            book = self.books(update.venue, update.symbol) if self.books else None
+            if book is None:
+                return
+        stats = self.stats
+        stats.events += 1
+        entry.events += 1
+        route = self.registry.route(self.model)
+        acting = route.acting(entry.label)
+        needed = max(
+            (state.model.spec.input.window for state in (acting, route.shadow) if state),
+            default=1,
+        )
+        if needed > entry.window.capacity:
+            entry.window = entry.window.grown(needed)
+        entry.window.push(book)
+        if acting is None:
+            stats.unserved += 1
+            return
+        pending = self._input(entry, acting, update.ts_recv)
+        if pending is None:
+            stats.warming += 1
+            return
+        stats.scored += 1
+        self._queue.append(pending)
+        shadow = route.shadow
+        if shadow is not None and shadow is not acting:
+            shadowed = self._input(entry, shadow, update.ts_recv)
+            if shadowed is not None:
+                shadowed.shadow_of = pending
+                self._queue.append(shadowed)
+        self._due()
+
+    def _input(self, entry: _Instrument, state: VersionState, ts_recv: int) -> _Pending | None:
+        spec = state.model.spec.input
+        if spec.source != "book" or entry.window.count < spec.window:
+            return None
+        if spec.levels > entry.window.levels:
+            self._fail(state, 1, f"asks for {spec.levels} levels, the engine keeps {self.levels}")
+            return None
+        inputs = spec.normalise_book(entry.window.latest(spec.window, spec.levels))
+        return _Pending(entry, state, inputs, ts_recv, entry.events)
+
+    def _due(self) -> None:
+        if not self.batching or len(self._queue) >= self.max_batch:
+            self.flush()
+            return
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous replay): nothing batches
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
+
+    # -- scoring ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Score every queued input, one batch per version, and publish the acting answers."""
+        self._flush_scheduled = False
+        queue, self._queue = self._queue, []
+        if not queue:
+            return
+        groups: dict[int, list[_Pending]] = {}
+        for pending in queue:
+            groups.setdefault(id(pending.state), []).append(pending)
+        for items in groups.values():
+            self._score(items)
+        stats = self.stats
+        for pending in queue:
+            if pending.answer is None:
+                continue
+            if pending.shadow_of is None:
+                self._publish(pending)
+            else:
+                stats.shadow_scored += 1
+                acting = pending.shadow_of.answer
+                if acting is not None:
+                    metrics = pending.state.metrics
+                    metrics.compared += 1
+                    metrics.agreed += int(pending.answer.argmax() == acting.argmax())
+
+    def _score(self, items: list[_Pending]) -> None:
+        state = items[0].state
+        metrics = state.metrics
+        batch = np.stack([item.inputs for item in items])
+        started = time.perf_counter_ns()
+        try:
+            answers = state.model.predict(batch)
+        except Exception as error:  # onnxruntime's own errors: count, say, go on
+            self._fail(state, len(items), f"inference raised {error}")
+            return
+        metrics.latency.observe(time.perf_counter_ns() - started)
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        classes = len(state.model.spec.classes)
+        if answers.shape != (len(items), classes):
+            self._fail(state, len(items), f"answered shape {list(answers.shape)}")
+            return
+        sane = np.isfinite(answers).all(axis=1) & (np.abs(answers.sum(axis=1) - 1.0) < 1e-3)
+        for item, answer, ok in zip(items, answers, sane, strict=True):
+            if not ok:
+                self._fail(state, 1, f"answered {answer.tolist()}, not probabilities")
+                continue
+            item.answer = answer
+            metrics.by_class[int(answer.argmax())] += 1
+
+    def _fail(self, state: VersionState, count: int, reason: str) -> None:
+        state.metrics.errors += count
+        self.stats.failed += count
+        if state.metrics.errors <= count:  # the first failure of a version is logged, then counted
+            log.error("model %s:%s %s", state.name, state.version, reason)
+
+    def _publish(self, pending: _Pending) -> None:
+        assert pending.answer is not None
+        answer = pending.answer
+        entry = pending.instrument
+        model = pending.state.model
+        self.stats.predictions += 1
+        self.bus.publish(
+            entry.topic,
+            Prediction(
+                model=model.name,
+                version=model.version,
+                venue=entry.key[0],
+                symbol=entry.key[1],
+                ts_recv=pending.ts_recv,
+                event=pending.event,
+                classes=model.spec.classes,
+                probabilities=tuple(map(float, answer)),
+                predicted=int(answer.argmax()),
+            ),
+        )
+
+    def report(self) -> dict[str, Any]:
+        """Return the counts, and per version its answers, agreement, errors and latency."""
+        versions = {}
+        for state in self.registry.versions(self.model):
+            metrics = state.metrics
+            agreement = metrics.agreement
+            versions[state.version] = {
+                "stage": state.stage.value,
+                "predictions": metrics.predictions,
+                "by_class": dict(zip(state.model.spec.classes, metrics.by_class, strict=True)),
+                "agreement": None if agreement is None or math.isnan(agreement) else agreement,
+                "errors": metrics.errors,
+                "batch_p50_ns": metrics.latency.quantile(0.5),
+                "batch_p99_ns": metrics.latency.quantile(0.99),
+            }
+        return {"model": self.model, **vars(self.stats), "versions": versions}
