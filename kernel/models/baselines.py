@@ -5,10 +5,17 @@
   ``t``: the label of ``t - k``, whose horizon ends at ``t`` (the label of
   ``t - 1`` would need mids up to ``t - 1 + k``, not yet known). Where
   ``t - k`` is outside the segment it predicts the majority class;
-* **logistic regression** (multinomial, L2) on order-book imbalance at
-  depths 1, 3, 5 and 10, fitted on the training samples by full-batch
-  gradient descent on standardised features. Its weights are stored in
-  ``metadata.json`` so eval reproduces it without refitting.
+* **logistic regression** (multinomial, L2) on the streaming features of the
+  training configuration (by default the imbalance set: book imbalance at
+  depths 1, 5 and 10, order-flow imbalance, signed trade flow), the rows of
+  :attr:`BookSeries.features <kernel.models.dataset.BookSeries>` at each
+  sample, fitted on the training samples by full-batch gradient descent on
+  standardised features. Its weights are stored in ``metadata.json`` so eval
+  reproduces it without refitting.
+
+A feature still undefined at a sample (a window not yet full, a side thinner
+than the depth) is read as its training mean, i.e. 0 after standardisation,
+so every sample gets a prediction and the baselines score the same samples.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kernel.models.dataset import BookSeries, imbalance_features
+from kernel.models.dataset import BookSeries
 
 __all__ = [
     "LogisticRegression",
@@ -50,36 +57,37 @@ def persistence_predictions(
     return np.where(usable, labels[safe], fallback).astype(np.int64)
 
 
+FloatArray = npt.NDArray[np.float64]
+
+
 @dataclass(frozen=True)
 class LogisticRegression:
-    """A fitted multinomial logistic regression on standardised imbalance features."""
+    """A fitted multinomial logistic regression on standardised streaming features."""
 
-    depths: tuple[int, ...]
+    columns: tuple[str, ...]
+    """The feature columns it reads (``<feature>.<output>``), in order."""
     feature_mean: tuple[float, ...]
     feature_std: tuple[float, ...]
     weights: tuple[tuple[float, ...], ...]  # [features][classes]
     bias: tuple[float, ...]
 
-    def probabilities(self, book: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """Return class probabilities ``[events, 3]`` for book rows ``[events, columns]``."""
-        features = imbalance_features(book, self.depths)
-        scaled = (features - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
-        logits = scaled @ np.asarray(self.weights) + np.asarray(self.bias)
-        logits -= logits.max(axis=1, keepdims=True)
-        exponentials = np.exp(logits)
-        result: npt.NDArray[np.float64] = exponentials / exponentials.sum(axis=1, keepdims=True)
-        return result
+    def probabilities(self, features: FloatArray) -> FloatArray:
+        """Return class probabilities ``[samples, 3]`` for feature rows ``[samples, columns]``."""
+        scaled = _standardise(features, np.asarray(self.feature_mean), np.asarray(self.feature_std))
+        logits = scaled @ np.asarray(self.weights).reshape(len(self.columns), 3) + np.asarray(
+            self.bias
+        )
+        return _softmax(logits)
 
-    def predict(self, book: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Return the most probable class of each book row."""
-        classes: npt.NDArray[np.int64] = self.probabilities(book).argmax(axis=1).astype(np.int64)
-        return classes
+    def predict(self, features: FloatArray) -> npt.NDArray[np.int64]:
+        """Return the most probable class of each feature row."""
+        classes: npt.NDArray[np.int64] = self.probabilities(features).argmax(axis=1)
+        return classes.astype(np.int64)
 
     def as_json(self) -> dict[str, Any]:
         """Return the fitted parameters as stored in ``metadata.json``."""
         return {
-            "features": [f"imbalance_{depth}" for depth in self.depths],
-            "depths": list(self.depths),
+            "features": list(self.columns),
             "feature_mean": list(self.feature_mean),
             "feature_std": list(self.feature_std),
             "weights": [list(row) for row in self.weights],
@@ -89,8 +97,13 @@ class LogisticRegression:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LogisticRegression:
         """Rebuild a regression stored by :meth:`as_json`."""
+        if "depths" in data:
+            raise ValueError(
+                "the logistic-regression baseline was stored on the old imbalance columns; "
+                "train the version again to score it on the streaming features"
+            )
         return cls(
-            depths=tuple(int(depth) for depth in data["depths"]),
+            columns=tuple(map(str, data["features"])),
             feature_mean=tuple(map(float, data["feature_mean"])),
             feature_std=tuple(map(float, data["feature_std"])),
             weights=tuple(tuple(map(float, row)) for row in data["weights"]),
@@ -98,34 +111,59 @@ class LogisticRegression:
         )
 
 
+def _standardise(features: FloatArray, mean: FloatArray, std: FloatArray) -> FloatArray:
+    """Z-score each column; an undefined value (NaN) becomes 0, the training mean."""
+    scaled: FloatArray = np.nan_to_num((features - mean) / std, nan=0.0)
+    return scaled
+
+
+def _softmax(logits: FloatArray) -> FloatArray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exponentials = np.exp(shifted)
+    result: FloatArray = exponentials / exponentials.sum(axis=1, keepdims=True)
+    return result
+
+
 def fit_logistic_regression(
-    book: npt.NDArray[np.int64],
+    features: FloatArray,
     labels: npt.NDArray[np.int64],
     *,
-    depths: tuple[int, ...] = (1, 3, 5, 10),
+    columns: tuple[str, ...],
     l2: float = 1e-3,
     iterations: int = 500,
     learning_rate: float = 0.5,
 ) -> LogisticRegression:
-    """Fit on book rows and their labels; the loss is convex, so plain descent converges."""
-    features = imbalance_features(book, depths)
-    mean = features.mean(axis=0)
-    std = np.maximum(features.std(axis=0), 1e-12)
-    scaled = (features - mean) / std
+    """Fit on feature rows ``[samples, columns]`` and their labels by full-batch descent.
+
+    Means and standard deviations are those of the defined training values of
+    each column (0 and 1 for a column never defined). The loss is convex, so
+    plain descent converges.
+    """
+    if features.shape != (labels.size, len(columns)):
+        raise ValueError(
+            f"{features.shape} feature rows for {labels.size} labels and {len(columns)} columns"
+        )
+    defined = ~np.isnan(features)
+    counts = defined.sum(axis=0)
+    filled = np.where(defined, features, 0.0)
+    mean = np.divide(filled.sum(axis=0), counts, out=np.zeros(len(columns)), where=counts > 0)
+    spread = np.where(defined, features - mean, 0.0)
+    variance = np.divide(
+        (spread**2).sum(axis=0), counts, out=np.ones(len(columns)), where=counts > 0
+    )
+    std = np.maximum(np.sqrt(variance), 1e-12)
+    scaled = _standardise(features, mean, std)
     count, width = scaled.shape
     onehot = np.eye(3)[labels]
     weights = np.zeros((width, 3))
     bias = np.log((onehot.sum(axis=0) + 1.0) / (count + 3.0))
     for _ in range(iterations):
-        logits = scaled @ weights + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        probabilities = np.exp(logits)
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        probabilities = _softmax(scaled @ weights + bias)
         error = (probabilities - onehot) / count
         weights -= learning_rate * (scaled.T @ error + l2 * weights)
         bias -= learning_rate * error.sum(axis=0)
     return LogisticRegression(
-        depths=depths,
+        columns=columns,
         feature_mean=tuple(mean.tolist()),
         feature_std=tuple(std.tolist()),
         weights=tuple(tuple(row) for row in weights.tolist()),

@@ -1,4 +1,4 @@
-"""Book windows, labels and imbalance features built from recordings, without torch.
+"""Book windows, labels and streaming features built from recordings, without torch.
 
 One *event* is one book update the venue feed applied and published for the
 symbol (a verified diff, or the snapshot a (re)sync starts from). For each
@@ -10,13 +10,18 @@ them as float32 and normalises inside its graph.
 Labels follow the DeepLOB / FI-2010 protocol: with ``m(t)`` the mid after
 event ``t``, ``l(t) = (mean(m(t+1..t+k)) - m(t)) / m(t)``; up when
 ``l > threshold``, down when ``l < -threshold``, stationary otherwise.
+
+Features (what the baselines read, and the drift reference) are the streaming
+features, computed by :func:`~tradekernel_sdk.features.compute_batch` over the
+events the feed published: row ``t`` is the vector the kernel's feature engine
+holds right after event ``t``. There is no second implementation.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,8 +30,16 @@ import numpy.typing as npt
 
 from kernel.adapters.registry import create_feed
 from kernel.bus import Bus, topics
-from kernel.recording import merge_frames, open_reader
-from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus
+from kernel.features import recorded_events
+from tradekernel_sdk.features import (
+    EventKind,
+    Feature,
+    FeatureSet,
+    FeatureTable,
+    compute_batch,
+    to_float,
+)
+from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus, MarketEvent
 
 __all__ = [
     "CLASS_NAMES",
@@ -37,7 +50,6 @@ __all__ = [
     "book_columns",
     "direction_labels",
     "file_sha256",
-    "imbalance_features",
     "load_book_series",
     "realised_volatility_bps",
     "sample_indices",
@@ -52,6 +64,9 @@ CLASS_NAMES: Final = ("down", "stationary", "up")
 Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
+NO_FEATURES: Final = FeatureSet(())
+"""A feature set with no features: book windows and labels only."""
+
 
 @dataclass(frozen=True)
 class BookSeries:
@@ -59,7 +74,9 @@ class BookSeries:
 
     ``book`` is int64 ``[events, 4 * levels]`` in DeepLOB column order;
     ``segment`` numbers the stretches between resynchronisations, so no
-    window or label ever spans a book that went invalid.
+    window or label ever spans a book that went invalid. ``features.rows[t]``
+    is the streaming feature vector right after event ``t`` (see
+    :func:`load_book_series`), ``features.ts_recv`` equal to ``ts_recv``.
     """
 
     venue: str
@@ -68,9 +85,37 @@ class BookSeries:
     book: Int64Array
     segment: Int64Array
     ts_recv: Int64Array
+    features: FeatureTable = field(default_factory=lambda: FeatureTable("", "", (), (), [], [], []))
 
     def __len__(self) -> int:
         return int(self.book.shape[0])
+
+    def feature_rows(self, events: npt.NDArray[np.int64]) -> FeatureTable:
+        """Return the feature rows of ``events`` (exact raw values) as a table of their own."""
+        table = self.features
+        chosen = [int(event) for event in events]
+        return FeatureTable(
+            table.venue,
+            table.symbol,
+            table.columns,
+            table.outputs,
+            [table.ts_recv[event] for event in chosen],
+            [table.kinds[event] for event in chosen],
+            [table.rows[event] for event in chosen],
+        )
+
+    def feature_floats(self, events: npt.NDArray[np.int64]) -> FloatArray:
+        """Return the features of ``events`` as reals ``[events, columns]``, NaN where undefined."""
+        table = self.features
+        outputs = table.outputs
+        values = [
+            [
+                to_float(value, output)
+                for value, output in zip(table.rows[int(event)], outputs, strict=True)
+            ]
+            for event in events
+        ]
+        return np.asarray(values, dtype=np.float64).reshape(len(values), len(outputs))
 
     @property
     def mid_x2(self) -> Int64Array:
@@ -110,11 +155,18 @@ def _row(
 
 
 def load_book_series(
-    files: Sequence[Path], venue: str, symbol: str | None = None, levels: int = 10
+    files: Sequence[Path],
+    venue: str,
+    symbol: str | None = None,
+    levels: int = 10,
+    *,
+    feature_set: FeatureSet = NO_FEATURES,
+    registry: Mapping[str, type[Feature]] | None = None,
 ) -> BookSeries:
-    """Replay ``files`` through ``venue``'s verifying feed and keep ``symbol``'s top levels.
+    """Replay ``files`` through ``venue``'s feed; keep ``symbol``'s top levels and features.
 
     Without ``symbol`` the recording must carry exactly one symbol's book.
+    ``feature_set`` is computed with the feature classes of ``registry``.
     """
     missing = [str(path) for path in files if not Path(path).is_file()]
     if missing:
@@ -146,8 +198,7 @@ def load_book_series(
     bus.subscribe(topics.book(venue, "*"), on_book)
     bus.subscribe(topics.snapshot(venue, "*"), on_book)
     bus.subscribe(topics.book_status(venue, "*"), on_status)
-    for frame in merge_frames(*(open_reader(path) for path in files)):
-        feed.on_frame(frame)
+    events = recorded_events(files, venue, bus=bus, feed=feed)
     if symbol is None:
         if len(rows) != 1:
             found = ", ".join(sorted(rows)) or "none"
@@ -156,13 +207,53 @@ def load_book_series(
     if symbol not in rows:
         found = ", ".join(sorted(rows)) or "none"
         raise ValueError(f"no {venue} book for {symbol} in the data (books found: {found})")
-    return BookSeries(
+    series = BookSeries(
         venue=venue,
         symbol=symbol,
         levels=levels,
         book=np.asarray(rows[symbol], dtype=np.int64),
         segment=np.asarray(segments[symbol], dtype=np.int64),
         ts_recv=np.asarray(stamps[symbol], dtype=np.int64),
+        features=_book_event_features(events, venue, symbol, feature_set, registry or {}),
+    )
+    if len(series.features.rows) != len(series):
+        raise RuntimeError(
+            f"{len(series.features.rows)} feature rows for {len(series)} book events of {symbol}"
+        )
+    return series
+
+
+def _book_event_features(
+    events: Sequence[MarketEvent],
+    venue: str,
+    symbol: str,
+    feature_set: FeatureSet,
+    registry: Mapping[str, type[Feature]],
+) -> FeatureTable:
+    """Run the streaming features over the instrument's events; keep the rows taken after books.
+
+    ``compute_batch`` takes a row after every book, trade and bar event, each
+    equal to the live engine's vector after that event. Keeping the rows of
+    book events, in order, makes row ``t`` the vector right after book event
+    ``t``: it has seen that book and every trade and bar published before it,
+    and nothing published later. A sample at event ``t`` thus reads features
+    of the same moment its input window ends, never a later one; its label
+    reads the mids after it.
+    """
+    instrument_events = [
+        event for event in events if event.venue == venue and event.symbol == symbol
+    ]
+    table = compute_batch(feature_set, registry, instrument_events)[(venue, symbol)]
+    book = EventKind.BOOK.value
+    kept = [index for index, kind in enumerate(table.kinds) if kind == book]
+    return FeatureTable(
+        venue,
+        symbol,
+        table.columns,
+        table.outputs,
+        [table.ts_recv[index] for index in kept],
+        [book] * len(kept),
+        [table.rows[index] for index in kept],
     )
 
 
@@ -223,22 +314,6 @@ def windows(series: BookSeries, ends: npt.NDArray[np.int64], window: int) -> Int
     offsets = np.arange(-window + 1, 1, dtype=np.int64)
     rows: Int64Array = series.book[ends[:, None] + offsets[None, :]]
     return rows
-
-
-IMBALANCE_DEPTHS: Final = (1, 3, 5, 10)
-
-
-def imbalance_features(book: Int64Array, depths: Sequence[int] = IMBALANCE_DEPTHS) -> FloatArray:
-    """Return imbalance ``(bid - ask) / (bid + ask)`` of the sizes summed to each depth."""
-    ask_sizes = book[:, 1::4].astype(np.float64)
-    bid_sizes = book[:, 3::4].astype(np.float64)
-    columns = []
-    for depth in depths:
-        bid = bid_sizes[:, :depth].sum(axis=1)
-        ask = ask_sizes[:, :depth].sum(axis=1)
-        total = bid + ask
-        columns.append(np.divide(bid - ask, total, out=np.zeros_like(total), where=total > 0))
-    return np.stack(columns, axis=1)
 
 
 def file_sha256(path: Path) -> str:

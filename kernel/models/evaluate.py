@@ -7,7 +7,7 @@ one from the training report mean the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,9 +27,11 @@ from kernel.models.dataset import (
     sample_indices,
     windows,
 )
+from kernel.models.features import feature_set_from_metadata, registered_features
 from kernel.models.metrics import classification_report, regression_report
 from kernel.models.normalisation import Normalisation
 from kernel.models.repository import ModelFileError, ModelRepository, ModelVersion
+from tradekernel_sdk.features import Feature
 
 __all__ = ["OnnxModel", "Predictor", "evaluate_series", "evaluate_version"]
 
@@ -97,6 +99,7 @@ def evaluate_series(
     """Return the model's and every baseline's figures on ``series``.
 
     ``ends`` chooses the samples (events ending a window); all of them by default.
+    ``series`` must carry the features of the version's feature set.
     """
     features = metadata["input"]
     label = metadata["label"]
@@ -129,13 +132,20 @@ def evaluate_series(
     baselines = metadata["baselines"]
     majority = int(baselines["majority"]["class"])
     regression = LogisticRegression.from_json(baselines["logistic_regression"])
+    if regression.columns != series.features.columns:
+        raise ValueError(
+            f"the logistic-regression baseline reads {list(regression.columns)}, "
+            f"the data was given {list(series.features.columns)}"
+        )
     result = classification_report(truth, predicted)
     result["baselines"] = {
         "majority": classification_report(truth, np.full_like(truth, majority)),
         "persistence": classification_report(
             truth, persistence_predictions(series, labels, ends, horizon, majority)
         ),
-        "logistic_regression": classification_report(truth, regression.predict(series.book[ends])),
+        "logistic_regression": classification_report(
+            truth, regression.predict(series.feature_floats(ends))
+        ),
     }
     training_mean = float(baselines["volatility_mean"])
     earlier = realised_volatility_bps(series.mid_x2, horizon)[np.maximum(ends - horizon, 0)]
@@ -157,13 +167,25 @@ def evaluate_version(
     *,
     symbol: str | None = None,
     repository: ModelRepository | None = None,
+    registry: Mapping[str, type[Feature]] | None = None,
 ) -> dict[str, Any]:
-    """Score ``NAME[:VERSION]`` on the recordings ``files``; return the JSON-ready figures."""
+    """Score ``NAME[:VERSION]`` on the recordings ``files``; return the JSON-ready figures.
+
+    The features are rebuilt from the version's stored feature set with the
+    classes of ``registry`` (by default those the enabled plug-ins register).
+    """
     version = (repository or ModelRepository()).open(reference)
     model = OnnxModel(version)
     metadata = version.metadata
     symbol = symbol or metadata.get("symbol")
-    series = load_book_series(files, venue, symbol, levels=int(metadata["input"]["levels"]))
+    series = load_book_series(
+        files,
+        venue,
+        symbol,
+        levels=int(metadata["input"]["levels"]),
+        feature_set=feature_set_from_metadata(metadata),
+        registry=registered_features() if registry is None else registry,
+    )
     figures = evaluate_series(metadata, series, model)
     return {
         "model": version.name,

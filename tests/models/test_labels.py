@@ -13,7 +13,6 @@ from kernel.models.dataset import (
     UP,
     BookSeries,
     direction_labels,
-    imbalance_features,
     load_book_series,
     realised_volatility_bps,
     sample_indices,
@@ -65,10 +64,3 @@ def test_samples_have_a_full_window_and_a_known_label(series: BookSeries) -> Non
     samples = sample_indices(series, window=20, horizon=10)
     assert samples[0] == 19
     assert samples[-1] == len(series) - 11
-
-
-def test_imbalance_sums_sizes_to_each_depth() -> None:
-    # Two levels: ask price, ask size, bid price, bid size per level.
-    book = np.array([[101, 1, 100, 3, 102, 4, 99, 0]], dtype=np.int64)
-    imbalance = imbalance_features(book, (1, 2))
-    assert imbalance.tolist() == [[(3 - 1) / 4, (3 - 5) / 8]]

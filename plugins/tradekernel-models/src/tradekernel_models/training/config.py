@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
     "DataConfig",
     "ExportConfig",
+    "FeatureChoice",
     "FeaturesConfig",
     "LabelConfig",
     "ModelConfig",
@@ -44,14 +45,25 @@ class DataConfig(_Section, frozen=True):
     levels: int = 10
 
 
+class FeatureChoice(_Section, frozen=True):
+    """One streaming feature by its registered name, with parameters (defaults when omitted)."""
+
+    name: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class FeaturesConfig(_Section, frozen=True):
     """What the network and the baselines see."""
 
     window: int = 100
     """Book snapshots (events) per input, the paper's 100."""
     normalisation: Literal["zscore", "zscore_mid_relative"] = "zscore"
-    imbalance_depths: list[int] = msgspec.field(default_factory=lambda: [1, 3, 5, 10])
-    """Depths of the order-book imbalance features of the logistic-regression baseline."""
+    feature_set: Literal["imbalance", "default"] = "imbalance"
+    """The streaming feature set the logistic-regression baseline and the drift reference read."""
+    specs: list[FeatureChoice] = msgspec.field(default_factory=list)
+    """Streaming features chosen one by one; when given, they replace ``feature_set``."""
+    bar_interval_ns: int = 0
+    """Trade bars for the bar features among ``specs`` (0: none)."""
 
 
 class LabelConfig(_Section, frozen=True):
@@ -92,6 +104,8 @@ class TrainerConfig(_Section, frozen=True):
     threads: int = 1
     """torch intra-op threads."""
     progress: bool = True
+    class_weights: Literal["none", "inverse_frequency"] = "none"
+    """Weight each class's cross-entropy by n / (3 n_class), counted on the training part."""
 
 
 class ExportConfig(_Section, frozen=True):
@@ -137,6 +151,8 @@ def load_training_config(path: Path) -> tuple[TrainingConfig, Path]:
 
 def _check(config: TrainingConfig) -> None:
     problems = []
+    if config.features.bar_interval_ns < 0:
+        problems.append("features.bar_interval_ns must not be negative")
     if config.features.window < 4:
         problems.append("features.window must be at least 4")
     if config.label.horizon < 1:

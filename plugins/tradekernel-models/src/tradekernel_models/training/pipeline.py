@@ -31,24 +31,50 @@ from kernel.models.dataset import (
     book_columns,
     describe_files,
     direction_labels,
-    imbalance_features,
     load_book_series,
     realised_volatility_bps,
     sample_indices,
 )
 from kernel.models.evaluate import OnnxModel, evaluate_series
+from kernel.models.features import explicit_feature_set, registered_features
 from kernel.models.normalisation import Normalisation, fit_normalisation
 from kernel.models.repository import ModelRepository, ModelVersion
+from tradekernel_models.features import DEFAULT_FEATURE_SET, IMBALANCE_FEATURE_SET
 from tradekernel_models.models.deeplob import DeepLOB, DeepLOBConfig, ExportWrapper
-from tradekernel_models.training.config import TrainingConfig, load_training_config
+from tradekernel_models.training.config import (
+    FeaturesConfig,
+    TrainingConfig,
+    TrainingConfigError,
+    load_training_config,
+)
 from tradekernel_models.training.report import write_report
 from tradekernel_models.training.splits import Split, walk_forward_splits
-from tradekernel_sdk.features import FeatureReference, reference_column
+from tradekernel_sdk.features import (
+    Feature,
+    FeatureParamsError,
+    FeatureReference,
+    FeatureSet,
+    FeatureSpec,
+    reference_column,
+    reference_from_tables,
+)
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAMES", "ParityError", "TrainingResult", "train"]
+__all__ = [
+    "INPUT_NAME",
+    "NAMED_FEATURE_SETS",
+    "OUTPUT_NAMES",
+    "ParityError",
+    "TrainingResult",
+    "class_weights",
+    "feature_reference",
+    "resolve_feature_set",
+    "train",
+]
 
 INPUT_NAME: Final = "book"
 OUTPUT_NAMES: Final = ("direction_probabilities", "volatility_bps")
+
+NAMED_FEATURE_SETS: Final = {"imbalance": IMBALANCE_FEATURE_SET, "default": DEFAULT_FEATURE_SET}
 
 
 class ParityError(RuntimeError):
@@ -99,47 +125,79 @@ def _code_version() -> str:
     return f"git {described} ({package})" if described else package
 
 
-def _feature_reference(
-    series: BookSeries,
-    normalisation: Normalisation,
-    train: npt.NDArray[np.int64],
-    depths: list[int],
+def resolve_feature_set(features: FeaturesConfig, registry: dict[str, type[Feature]]) -> FeatureSet:
+    """Return the configured streaming feature set with every parameter written out."""
+    if features.specs:
+        unknown = [choice.name for choice in features.specs if choice.name not in registry]
+        if unknown:
+            raise TrainingConfigError(
+                f"features.specs: no feature named {', '.join(map(repr, unknown))} is registered "
+                f"(registered: {', '.join(sorted(registry)) or 'none'})"
+            )
+        chosen = FeatureSet(
+            tuple(
+                FeatureSpec(choice.name, registry[choice.name].version, choice.params)
+                for choice in features.specs
+            ),
+            features.bar_interval_ns,
+        )
+    else:
+        chosen = NAMED_FEATURE_SETS[features.feature_set]
+    try:
+        return explicit_feature_set(chosen, registry)
+    except FeatureParamsError as error:
+        raise TrainingConfigError(f"features: {error}") from None
+
+
+def feature_reference(
+    series: BookSeries, normalisation: Normalisation, train: npt.NDArray[np.int64]
 ) -> dict[str, Any]:
     """Summarise the training samples' features in the SDK's drift-reference format.
 
-    Columns are ``book_imbalance.imbalance_<k>`` (the streaming feature of that
-    name, as a real ratio) and ``input.<column>`` (each model input after
-    normalisation), so the kernel's drift monitor can compare live values.
+    The streaming feature columns (``<feature>.<output>``) are
+    ``reference_from_tables`` of the very rows the baseline was fitted on;
+    ``input.<column>`` adds each model input after normalisation, so the
+    kernel's drift monitor can compare live values with both.
     """
-    rows = series.book[train]
-    normalised = normalisation.apply(rows).astype(np.float64)
-    columns = {
+    streaming = reference_from_tables([series.feature_rows(train)])
+    normalised = normalisation.apply(series.book[train]).astype(np.float64)
+    inputs = {
         f"input.{name}": reference_column(normalised[:, index].tolist())
         for index, name in enumerate(book_columns(series.levels))
     }
-    imbalance = imbalance_features(rows, depths)
-    for index, depth in enumerate(depths):
-        columns[f"book_imbalance.imbalance_{depth}"] = reference_column(
-            imbalance[:, index].tolist()
-        )
-    reference = FeatureReference(format=1, rows=int(train.size), columns=columns)
+    reference = FeatureReference(
+        format=streaming.format, rows=streaming.rows, columns={**streaming.columns, **inputs}
+    )
     built: dict[str, Any] = msgspec.to_builtins(reference)
     return built
 
 
+def class_weights(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """Return ``n / (3 n_c)`` per class for the training ``labels``; 0 for an absent class."""
+    counts = np.bincount(labels, minlength=len(CLASS_NAMES)).astype(np.float64)
+    weights = np.divide(
+        labels.size, len(CLASS_NAMES) * counts, out=np.zeros_like(counts), where=counts > 0
+    )
+    return weights.astype(np.float32)
+
+
 def _loss(
-    model: DeepLOB, batch: tuple[Tensor, Tensor, Tensor], volatility_weight: float
+    model: DeepLOB,
+    batch: tuple[Tensor, Tensor, Tensor],
+    volatility_weight: float,
+    weights: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     windows, labels, volatility = batch
     logits, predicted_volatility = model(windows)
-    loss = nn.functional.cross_entropy(logits, labels) + volatility_weight * nn.functional.mse_loss(
+    direction = nn.functional.cross_entropy(logits, labels, weight=weights)
+    loss = direction + volatility_weight * nn.functional.mse_loss(
         predicted_volatility.squeeze(1), volatility
     )
     return loss, logits
 
 
 def _evaluate_loss(
-    model: DeepLOB, data: _FoldData, ends: Tensor, config: TrainingConfig
+    model: DeepLOB, data: _FoldData, ends: Tensor, config: TrainingConfig, weights: Tensor | None
 ) -> tuple[float, float]:
     """Return the mean loss and the accuracy on ``ends``."""
     model.eval()
@@ -148,7 +206,7 @@ def _evaluate_loss(
     with torch.no_grad():
         for start in range(0, ends.numel(), 512):
             batch = data.batch(ends[start : start + 512])
-            loss, logits = _loss(model, batch, config.model.volatility_weight)
+            loss, logits = _loss(model, batch, config.model.volatility_weight, weights)
             total += float(loss) * batch[1].numel()
             correct += int((logits.argmax(dim=1) == batch[1]).sum())
     return total / ends.numel(), correct / ends.numel()
@@ -175,9 +233,15 @@ def _train_fold(
     volatility_mean = float(train_volatility.mean())
     volatility_std = float(max(train_volatility.std(), 1e-9))
     regression = fit_logistic_regression(
-        series.book[split.train],
+        series.feature_floats(split.train),
         labels[split.train],
-        depths=tuple(config.features.imbalance_depths),
+        columns=series.features.columns,
+    )
+    # Weights come from the training part's labels only, like every other statistic.
+    weights = (
+        torch.from_numpy(class_weights(labels[split.train]))
+        if config.training.class_weights == "inverse_frequency"
+        else None
     )
     majority = majority_class(labels[split.train])
     standardised = np.nan_to_num((volatility - volatility_mean) / volatility_std)
@@ -220,13 +284,15 @@ def _train_fold(
         )
         for start in progress:
             batch = data.batch(order[start : start + batch_size])
-            loss, _ = _loss(model, batch, config.model.volatility_weight)
+            loss, _ = _loss(model, batch, config.model.volatility_weight, weights)
             optimiser.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             running += float(loss.detach()) * batch[1].numel()
             progress.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        validation_loss, validation_accuracy = _evaluate_loss(model, data, validation_ends, config)
+        validation_loss, validation_accuracy = _evaluate_loss(
+            model, data, validation_ends, config, weights
+        )
         history.append(
             {
                 "epoch": epoch,
@@ -322,7 +388,16 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
     )
     checkpoints.mkdir(parents=True, exist_ok=True)
 
-    series = load_book_series(files, config.data.venue, config.data.symbol, config.data.levels)
+    registry = registered_features()
+    feature_set = resolve_feature_set(config.features, registry)
+    series = load_book_series(
+        files,
+        config.data.venue,
+        config.data.symbol,
+        config.data.levels,
+        feature_set=feature_set,
+        registry=registry,
+    )
     print(f"{series.symbol}: {len(series):,} book events from {len(files)} file(s)", file=log)
     horizon = config.label.horizon
     labels = direction_labels(series.mid_x2, horizon, config.label.threshold)
@@ -413,15 +488,12 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
                     "window": window,
                     "order": "ask price, ask size, bid price, bid size per level",
                 },
-                "imbalance_depths": list(config.features.imbalance_depths),
-                # The streaming feature with the same definition, for serving and drift.
-                "streaming": [
-                    {
-                        "name": "book_imbalance",
-                        "version": 1,
-                        "params": {"depths": list(config.features.imbalance_depths)},
-                    }
-                ],
+                # The streaming features the baselines and the drift reference read;
+                # eval and serving rebuild them from this with the registered classes.
+                "feature_set": msgspec.to_builtins(feature_set),
+                "columns": list(series.features.columns),
+                "alignment": "sample t reads the feature vector right after book event t, "
+                "the last event of its input window",
             },
             "label": {
                 "method": "DeepLOB/FI-2010: (mean of next k mids - mid) / mid vs ±threshold",
@@ -444,6 +516,7 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
                 "learning_rate": settings.learning_rate,
                 "patience": settings.patience,
                 "seed": settings.seed,
+                "class_weights": settings.class_weights,
                 "best_epoch": final["best_epoch"],
                 "epochs_run": len(final["history"]),
             },
@@ -460,9 +533,7 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
                     for fold in folds
                 ],
             },
-            "feature_reference": _feature_reference(
-                series, normalisation, splits[-1].train, config.features.imbalance_depths
-            ),
+            "feature_reference": feature_reference(series, normalisation, splits[-1].train),
             "onnx": {"opset": config.export.opset, "producer": f"torch {torch.__version__}"},
         }
         parity = _check_parity(
