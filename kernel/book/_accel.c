@@ -50,7 +50,15 @@ static const long long POWERS_OF_TEN[MAX_PRECISION + 1] = {
 static int
 plain_to_fixed(PyObject *text, int precision, long long *out)
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) {
+    if (!PyUnicode_CheckExact(text)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(text)) {
+        return 0; /* a legacy string: let the Python converter read it */
+    }
+#endif
+    if (!PyUnicode_IS_ASCII(text)) {
         return 0;
     }
     const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
@@ -176,24 +184,61 @@ heap_push(PyObject *heap, PyObject *item)
     if (PyList_Append(heap, item) < 0) {
         return -1;
     }
-    Py_ssize_t at = PyList_GET_SIZE(heap) - 1;
-    PyObject **slots = ((PyListObject *)heap)->ob_item;
-    PyObject *new_item = slots[at];
+    const Py_ssize_t size = PyList_GET_SIZE(heap);
+    Py_ssize_t at = size - 1;
+    PyObject *new_item = PyList_GET_ITEM(heap, at);
     while (at > 0) {
         const Py_ssize_t parent_at = (at - 1) >> 1;
-        PyObject *parent = slots[parent_at];
+        PyObject *parent = PyList_GET_ITEM(heap, parent_at);
+        Py_INCREF(parent);
         const int less = PyObject_RichCompareBool(new_item, parent, Py_LT);
+        Py_DECREF(parent);
         if (less < 0) {
+            return -1;
+        }
+        if (size != PyList_GET_SIZE(heap)) {
+            /* A comparison ran Python code that changed the heap, as heapq refuses too. */
+            PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
             return -1;
         }
         if (!less) {
             break;
         }
-        slots[at] = parent;
+        PyList_SET_ITEM(heap, at, PyList_GET_ITEM(heap, parent_at));
         at = parent_at;
     }
-    slots[at] = new_item;
+    PyList_SET_ITEM(heap, at, new_item);
     return 0;
+}
+
+/* Set one level of a side (size 0 deletes it), pushing a new price onto the heap. */
+static int
+apply_level(PyObject *levels, PyObject *heap, PyObject *price, PyObject *size, long sign)
+{
+    const int nonzero = PyObject_IsTrue(size);
+    if (nonzero < 0) {
+        return -1;
+    }
+    const int known = PyDict_Contains(levels, price);
+    if (known < 0) {
+        return -1;
+    }
+    if (!nonzero) {
+        /* Deleting a level the side does not hold is a no-op. */
+        return known ? PyDict_DelItem(levels, price) : 0;
+    }
+    if (!known) {
+        PyObject *key = sign < 0 ? PyNumber_Negative(price) : Py_NewRef(price);
+        if (key == NULL) {
+            return -1;
+        }
+        const int pushed = heap_push(heap, key);
+        Py_DECREF(key);
+        if (pushed < 0) {
+            return -1;
+        }
+    }
+    return PyDict_SetItem(levels, price, size);
 }
 
 /*
@@ -229,41 +274,25 @@ apply_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_FALSE;
         }
     }
-    /* Nothing below runs Python code (int hashing and comparison are C), so
-       `updates` cannot change under us. */
+    /* Keys of other types in `levels` could run Python code in a comparison,
+       so every item is read afresh, kept alive while in use, and a list that
+       changed meanwhile is refused rather than read stale. */
     for (Py_ssize_t index = 0; index < count; index++) {
-        PyObject *price = PyTuple_GET_ITEM(items[index], 0);
-        PyObject *size = PyTuple_GET_ITEM(items[index], 1);
-        const int nonzero = PyObject_IsTrue(size);
-        if (nonzero < 0) {
+        if (PySequence_Fast_GET_SIZE(updates) != count) {
+            PyErr_SetString(PyExc_RuntimeError, "level updates changed while being applied");
             return NULL;
         }
-        if (nonzero) {
-            const int known = PyDict_Contains(levels, price);
-            if (known < 0) {
-                return NULL;
-            }
-            if (!known) {
-                PyObject *key = sign < 0 ? PyNumber_Negative(price) : Py_NewRef(price);
-                if (key == NULL) {
-                    return NULL;
-                }
-                const int pushed = heap_push(heap, key);
-                Py_DECREF(key);
-                if (pushed < 0) {
-                    return NULL;
-                }
-            }
-            if (PyDict_SetItem(levels, price, size) < 0) {
-                return NULL;
-            }
+        PyObject *item = PySequence_Fast_GET_ITEM(updates, index);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+            PyErr_SetString(PyExc_RuntimeError, "level updates changed while being applied");
+            return NULL;
         }
-        else {
-            /* Deleting a level the side does not hold is a no-op. */
-            const int known = PyDict_Contains(levels, price);
-            if (known < 0 || (known && PyDict_DelItem(levels, price) < 0)) {
-                return NULL;
-            }
+        Py_INCREF(item);
+        const int applied = apply_level(
+            levels, heap, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), sign);
+        Py_DECREF(item);
+        if (applied < 0) {
+            return NULL;
         }
     }
     Py_RETURN_TRUE;
@@ -285,19 +314,24 @@ typedef struct {
     Py_ssize_t capacity;
 } Frontier;
 
-/* Read heap[position] as a C integer; 0 on success, 1 when it does not fit, -1 on error. */
+/* Read heap[position] as a C integer; 0 on success, 1 when it is not a plain int or does
+   not fit, -1 on error. */
 static int
 read_key(PyObject *heap, Py_ssize_t position, long long *key)
 {
+    PyObject *item = PyList_GET_ITEM(heap, position);
+    if (!PyLong_CheckExact(item)) {
+        return 1; /* not a plain int: the Python walk compares it */
+    }
     int overflow = 0;
-    *key = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(heap, position), &overflow);
+    *key = PyLong_AsLongLongAndOverflow(item, &overflow);
     if (*key == -1 && PyErr_Occurred()) {
         return -1;
     }
     return overflow != 0;
 }
 
-/* Push heap[position]; 0 on success, 1 when its key does not fit, -1 on error. */
+/* Push heap[position]; 0 on success, 1 when read_key declines it, -1 on error. */
 static int
 frontier_push(Frontier *frontier, PyObject *heap, Py_ssize_t position)
 {

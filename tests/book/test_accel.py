@@ -251,3 +251,14 @@ def test_a_book_on_the_pure_python_path_ends_as_the_compiled_one(
         assert (fast._bid_heap, fast._ask_heap) == (pure._bid_heap, pure._ask_heap)
         pure_views = (pure.bid_levels(depth), pure.ask_levels(depth), pure.best_bid())
     assert (fast.bid_levels(depth), fast.ask_levels(depth), fast.best_bid()) == pure_views
+
+
+class _Price(int):
+    """A price whose comparisons run Python code (a key no feed produces)."""
+
+
+def test_a_heap_of_other_keys_is_walked_by_the_reference() -> None:
+    heap = [_Price(3), _Price(7), 5]
+    heapify(heap)
+    levels = {3: 1, 5: 2, 7: 3}
+    assert compiled.top_levels(heap, levels, 2, 1) == [(3, 1), (5, 2)]
