@@ -1,7 +1,8 @@
 """Command-line commands that talk to a running kernel over its gRPC API.
 
 ``tradekernel status``, ``orders``, ``positions``, ``halt``, ``resume``,
-``models`` and ``plugins status|enable|disable`` connect to ``--address``
+``models [list|load|promote|shadow|canary|rollback]`` and ``plugins
+status|enable|disable`` connect to ``--address``
 (default ``$TRADEKERNEL_API_ADDRESS`` or ``127.0.0.1:50051``) with the bearer
 token of ``--token`` (default ``$TRADEKERNEL_API_TOKEN``; prefer the
 variable, since arguments show in the process list). With ``--ca`` (default
@@ -60,25 +61,100 @@ PLUGIN_API_COMMANDS: Final = frozenset({"status", "enable", "disable"})
 _MAX_MESSAGE: Final = 300
 
 
-def _connection(parser: argparse.ArgumentParser) -> None:
+def _connection(parser: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    # A subcommand's options leave unset what it was not given, so options put
+    # before the subcommand (on its parent) still count.
+    unset: dict[str, Any] = {"default": argparse.SUPPRESS} if inherit else {}
     parser.add_argument(
         "--address",
         help=f"the kernel's API, HOST:PORT (default ${ADDRESS_ENV} or {DEFAULT_ADDRESS})",
+        **unset,
     )
     parser.add_argument(
-        "--token", help=f"bearer token (default ${TOKEN_ENV}; the variable keeps it out of ps)"
+        "--token",
+        help=f"bearer token (default ${TOKEN_ENV}; the variable keeps it out of ps)",
+        **unset,
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object", **unset)
     parser.add_argument(
-        "--ca", metavar="FILE", help=f"speak TLS, trusting this CA's PEM file (default ${CA_ENV})"
+        "--timeout",
+        type=float,
+        help="seconds per call (default 10)",
+        **(unset or {"default": 10.0}),
     )
     parser.add_argument(
-        "--cert", metavar="FILE", help=f"client certificate for mutual TLS (default ${CERT_ENV})"
+        "--ca",
+        metavar="FILE",
+        help=f"speak TLS, trusting this CA's PEM file (default ${CA_ENV})",
+        **unset,
     )
     parser.add_argument(
-        "--key", metavar="FILE", help=f"the client certificate's key (default ${KEY_ENV})"
+        "--cert",
+        metavar="FILE",
+        help=f"client certificate for mutual TLS (default ${CERT_ENV})",
+        **unset,
     )
+    parser.add_argument(
+        "--key", metavar="FILE", help=f"the client certificate's key (default ${KEY_ENV})", **unset
+    )
+
+
+def _model_version(text: str) -> tuple[str, str]:
+    name, _, version = text.partition(":")
+    if not name or not version:
+        raise argparse.ArgumentTypeError(f"expected NAME:VERSION, got {text!r}")
+    return name, version
+
+
+def _add_model_commands(models: argparse.ArgumentParser) -> None:
+    """Add ``list``, ``load``, ``promote``, ``shadow``, ``canary`` and ``rollback``."""
+    commands = models.add_subparsers(dest="models_command", metavar="COMMAND")
+    listing = commands.add_parser("list", help="list the model versions (API, scope read)")
+    listing.add_argument("--name", default=argparse.SUPPRESS, help="only this model's versions")
+    _connection(listing, inherit=True)
+    load = commands.add_parser(
+        "load",
+        help="load and validate a version in the background; it starts loaded (API, scope admin)",
+    )
+    load.add_argument("model", type=_model_version, metavar="NAME:VERSION")
+    load.add_argument("--uri", default="", help="where the kernel finds it (default: repository)")
+    load.add_argument("--sha256", default="", help="the model file's expected SHA-256 (hex)")
+    _connection(load, inherit=True)
+    for action, does in (
+        ("promote", "make a loaded version production; the previous one is retired"),
+        ("shadow", "run a loaded version beside production, recorded, never acted on"),
+    ):
+        parser = commands.add_parser(action, help=f"{does} (API, scope admin)")
+        parser.add_argument("model", type=_model_version, metavar="NAME:VERSION")
+        _connection(parser, inherit=True)
+    canary = commands.add_parser(
+        "canary",
+        help="route chosen instruments, or a share of them, to a version (API, scope admin)",
+    )
+    canary.add_argument("model", type=_model_version, metavar="NAME:VERSION")
+    canary.add_argument(
+        "--bps", type=int, default=0, help="share of instruments, in basis points (0 to 10000)"
+    )
+    canary.add_argument(
+        "--instrument",
+        action="append",
+        default=[],
+        metavar="VENUE.SYMBOL",
+        help="an instrument it answers for (repeat for several)",
+    )
+    _connection(canary, inherit=True)
+    rollback = commands.add_parser(
+        "rollback", help="return to the production version before this one (API, scope admin)"
+    )
+    rollback.add_argument("name", help="the model's name")
+    rollback.add_argument(
+        "--from",
+        dest="from_version",
+        required=True,
+        metavar="VERSION",
+        help="the production version to leave (a repeated rollback then fails)",
+    )
+    _connection(rollback, inherit=True)
 
 
 def add_api_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,10 +190,13 @@ def add_api_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     _connection(resume)
 
     models = subparsers.add_parser(
-        "models", help="list a running kernel's model versions (API, scope read)"
+        "models",
+        help="list a running kernel's model versions, or load, promote, shadow, canary or "
+        "roll them back (API)",
     )
     models.add_argument("--name", default="", help="only this model's versions")
     _connection(models)
+    _add_model_commands(models)
 
 
 def add_plugin_api_commands(
@@ -163,6 +242,8 @@ def run_api_command(
     command: str = args.command
     if command == "plugins":
         command = f"plugins {args.plugins_command}"
+    elif command == "models" and getattr(args, "models_command", None):
+        command = f"models {args.models_command}"
     address = args.address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
     token = args.token or os.environ.get(TOKEN_ENV)
     if command not in _RUNNERS:
@@ -363,6 +444,7 @@ def _model_data(model: ModelView) -> dict[str, Any]:
         "version": model.version,
         "stage": model.stage,
         "canary_bps": model.canary_bps,
+        "canary_instruments": list(model.canary_instruments),
         "sha256": model.sha256,
         "uri": model.uri,
         "ts_loaded": model.ts_loaded,
@@ -386,6 +468,39 @@ def _models(client: KernelClient, args: argparse.Namespace) -> _Result:
         _table(["MODEL", "VERSION", "STAGE", "SHA256", "URI"], rows) if models else ["no models"]
     )
     return {"models": [_model_data(m) for m in models]}, lines
+
+
+def _model_changed(model: ModelView) -> _Result:
+    stage = model.stage
+    if stage == "canary":
+        chosen = ", ".join(model.canary_instruments)
+        stage += f" {model.canary_bps} bps" + (f" + {chosen}" if chosen else "")
+    row = [model.name, model.version, stage, model.sha256[:12] or "-", model.uri]
+    return {"model": _model_data(model)}, _table(
+        ["MODEL", "VERSION", "STAGE", "SHA256", "URI"], [row]
+    )
+
+
+def _models_load(client: KernelClient, args: argparse.Namespace) -> _Result:
+    name, version = args.model
+    return _model_changed(client.load_model(name, version, args.uri, args.sha256))
+
+
+def _models_promote(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _model_changed(client.promote_model(*args.model))
+
+
+def _models_shadow(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _model_changed(client.shadow_model(*args.model))
+
+
+def _models_canary(client: KernelClient, args: argparse.Namespace) -> _Result:
+    name, version = args.model
+    return _model_changed(client.canary_model(name, version, args.bps, args.instrument))
+
+
+def _models_rollback(client: KernelClient, args: argparse.Namespace) -> _Result:
+    return _model_changed(client.rollback_model(args.name, args.from_version))
 
 
 def _plugin_data(plugin: PluginView) -> dict[str, Any]:
@@ -434,6 +549,12 @@ _RUNNERS: Final[dict[str, Callable[[KernelClient, argparse.Namespace], _Result]]
     "halt": _halt,
     "resume": _resume,
     "models": _models,
+    "models list": _models,
+    "models load": _models_load,
+    "models promote": _models_promote,
+    "models shadow": _models_shadow,
+    "models canary": _models_canary,
+    "models rollback": _models_rollback,
     "plugins status": _plugins_status,
     "plugins enable": _plugins_enable,
     "plugins disable": _plugins_disable,

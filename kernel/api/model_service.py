@@ -15,8 +15,17 @@ empty), ``stage`` (``loaded``, ``shadow``, ``canary``, ``production``,
 modification time). A version whose metadata does not parse is left out of
 the list and logged with the reason.
 
-Only ``ListModels`` is served: loading, promotion, shadow, canary and rollback
-answer UNIMPLEMENTED until the kernel runs models.
+When the kernel serves models (``ApiParts.serving``), the versions its
+registry has loaded are listed with their live stage, in place of the same
+name and version found on disk, and ``LoadModel``, ``PromoteModel``,
+``ShadowModel``, ``CanaryModel`` and ``RollbackModel`` drive the registry
+(:mod:`kernel.serving.registry`): loading runs in a worker thread, every
+change is journaled before it acts. Registry refusals map to status codes:
+unknown name or version NOT_FOUND, a version contradicting its metadata or a
+malformed field INVALID_ARGUMENT, a damaged or nonsensical version or a
+command that does not fit the current stages FAILED_PRECONDITION, a version
+loaded again with another file ALREADY_EXISTS. A kernel serving no models
+answers those five with UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -25,13 +34,16 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
 from kernel.api.errors import ApiError, unary
 from kernel.api.parts import ApiParts
 from tradekernel_sdk.proto.tradekernel.v1 import models_pb2, models_pb2_grpc
+
+if TYPE_CHECKING:  # serving imports onnxruntime and numpy; the API loads it when it serves
+    from kernel.serving import ModelRegistry, VersionState
 
 __all__ = ["ModelServicer", "read_model_repository"]
 
@@ -46,10 +58,15 @@ _STAGES = {
     "production": models_pb2.MODEL_STAGE_PRODUCTION,
     "retired": models_pb2.MODEL_STAGE_RETIRED,
 }
-_NOT_YET = (
-    "{rpc}: the kernel does not run models yet; only ListModels is served "
-    "(it reads the model repository)"
+_NOT_SERVING = (
+    "{rpc}: this kernel serves no models; only ListModels is served (it reads the model repository)"
 )
+_CODES = {
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "precondition": grpc.StatusCode.FAILED_PRECONDITION,
+    "exists": grpc.StatusCode.ALREADY_EXISTS,
+}
 
 
 class _BadMetadata(ValueError):
@@ -143,52 +160,133 @@ def read_model_repository(root: Path | None, name: str = "") -> list[models_pb2.
     return models
 
 
+def _info(state: VersionState) -> models_pb2.ModelInfo:
+    return models_pb2.ModelInfo(
+        name=state.name,
+        version=state.version,
+        uri=state.model.uri,
+        sha256=state.model.sha256,
+        stage=_STAGES[state.stage.value],
+        canary_bps=state.canary_bps,
+        ts_loaded=state.model.loaded_ns,
+        ts_stage=state.ts_stage,
+        canary_instruments=sorted(state.canary_instruments),
+    )
+
+
+def _required(field: str, value: str) -> str:
+    if not value:
+        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: required")
+    return value
+
+
 class ModelServicer(models_pb2_grpc.ModelServiceServicer):
-    """List the model repository; the rollout rpcs wait for the kernel to run models."""
+    """List the model repository and the served versions; drive the registry's rollout."""
 
     def __init__(self, parts: ApiParts) -> None:
         self.parts = parts
+
+    def _registry(self, rpc: str) -> ModelRegistry:
+        registry = self.parts.serving()
+        if registry is None:
+            raise ApiError(grpc.StatusCode.UNIMPLEMENTED, _NOT_SERVING.format(rpc=rpc))
+        return registry
+
+    @staticmethod
+    def _refused(error: Exception) -> ApiError:
+        reason = getattr(error, "reason", "precondition")
+        return ApiError(_CODES.get(reason, grpc.StatusCode.FAILED_PRECONDITION), str(error))
 
     @unary
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
-        """List the versions in the model repository, by name, then load time."""
-        return models_pb2.ListModelsResponse(
-            models=read_model_repository(self.parts.model_dir, request.name)
-        )
+        """List the repository's versions and the served ones, by name, then load time."""
+        listed = {
+            (info.name, info.version): info
+            for info in read_model_repository(self.parts.model_dir, request.name)
+        }
+        registry = self.parts.serving()
+        if registry is not None:
+            for state in registry.versions(request.name):
+                listed[(state.name, state.version)] = _info(state)
+        models = sorted(listed.values(), key=lambda i: (i.name, i.ts_loaded, i.version))
+        return models_pb2.ListModelsResponse(models=models)
 
     @unary
     async def LoadModel(
         self, request: models_pb2.LoadModelRequest, context: Context
     ) -> models_pb2.LoadModelResponse:
-        """Answer UNIMPLEMENTED: the kernel does not run models yet."""
-        raise ApiError(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(rpc="LoadModel"))
+        """Load and validate a version in the background; it starts LOADED."""
+        from kernel.serving import RegistryError  # noqa: PLC0415 - numpy, onnxruntime
+
+        registry = self._registry("LoadModel")
+        name, version = _required("name", request.name), _required("version", request.version)
+        if request.uri and not request.sha256:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "sha256: required with uri")
+        try:
+            state = await registry.load(name, version, request.uri, request.sha256)
+        except RegistryError as error:
+            raise self._refused(error) from None
+        return models_pb2.LoadModelResponse(model=_info(state))
 
     @unary
     async def PromoteModel(
         self, request: models_pb2.PromoteModelRequest, context: Context
     ) -> models_pb2.PromoteModelResponse:
-        """Answer UNIMPLEMENTED: the kernel does not run models yet."""
-        raise ApiError(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(rpc="PromoteModel"))
+        """Make a loaded version production; the one before is retired."""
+        from kernel.serving import RegistryError  # noqa: PLC0415
+
+        registry = self._registry("PromoteModel")
+        name, version = _required("name", request.name), _required("version", request.version)
+        try:
+            state = registry.promote(name, version)
+        except RegistryError as error:
+            raise self._refused(error) from None
+        return models_pb2.PromoteModelResponse(model=_info(state))
 
     @unary
     async def ShadowModel(
         self, request: models_pb2.ShadowModelRequest, context: Context
     ) -> models_pb2.ShadowModelResponse:
-        """Answer UNIMPLEMENTED: the kernel does not run models yet."""
-        raise ApiError(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(rpc="ShadowModel"))
+        """Run a loaded version in shadow beside production."""
+        from kernel.serving import RegistryError  # noqa: PLC0415
+
+        registry = self._registry("ShadowModel")
+        name, version = _required("name", request.name), _required("version", request.version)
+        try:
+            state = registry.shadow(name, version)
+        except RegistryError as error:
+            raise self._refused(error) from None
+        return models_pb2.ShadowModelResponse(model=_info(state))
 
     @unary
     async def CanaryModel(
         self, request: models_pb2.CanaryModelRequest, context: Context
     ) -> models_pb2.CanaryModelResponse:
-        """Answer UNIMPLEMENTED: the kernel does not run models yet."""
-        raise ApiError(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(rpc="CanaryModel"))
+        """Route chosen instruments, and a share of the rest, to a loaded version."""
+        from kernel.serving import RegistryError  # noqa: PLC0415
+
+        registry = self._registry("CanaryModel")
+        name, version = _required("name", request.name), _required("version", request.version)
+        try:
+            state = registry.canary(name, version, request.canary_bps, list(request.instruments))
+        except RegistryError as error:
+            raise self._refused(error) from None
+        return models_pb2.CanaryModelResponse(model=_info(state))
 
     @unary
     async def RollbackModel(
         self, request: models_pb2.RollbackModelRequest, context: Context
     ) -> models_pb2.RollbackModelResponse:
-        """Answer UNIMPLEMENTED: the kernel does not run models yet."""
-        raise ApiError(grpc.StatusCode.UNIMPLEMENTED, _NOT_YET.format(rpc="RollbackModel"))
+        """Leave production ``from_version`` for the production version before it."""
+        from kernel.serving import RegistryError  # noqa: PLC0415
+
+        registry = self._registry("RollbackModel")
+        name = _required("name", request.name)
+        from_version = _required("from_version", request.from_version)
+        try:
+            state = registry.rollback(name, from_version)
+        except RegistryError as error:
+            raise self._refused(error) from None
+        return models_pb2.RollbackModelResponse(model=_info(state))

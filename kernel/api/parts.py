@@ -26,6 +26,7 @@ from tradekernel_sdk.types import Instrument
 if TYPE_CHECKING:  # the service builds the API, so the API imports its config lazily
     from kernel.plugins import PluginHost
     from kernel.service.config import KernelConfig
+    from kernel.serving import ModelRegistry
 
 __all__ = ["ApiParts"]
 
@@ -42,7 +43,8 @@ class ApiParts:
     the API knows; ``components`` the names of the kernel's components in
     start order; ``plugins`` the plug-in host (None when the kernel loaded no
     plug-ins); ``changes`` what applies and journals operator changes (risk
-    limits, plug-in switches); ``model_dir`` the model repository.
+    limits, plug-in switches); ``model_dir`` the model repository; ``serving``
+    the model registry the kernel serves from (None when it serves no models).
     """
 
     bus: Bus
@@ -61,6 +63,7 @@ class ApiParts:
     plugins: Callable[[], PluginHost | None] = _none
     changes: Callable[[], RuntimeChanges | None] = _none
     model_dir: Path | None = None
+    serving: Callable[[], ModelRegistry | None] = _none
     started_wall_ns: int = field(default_factory=time.time_ns)
     started_monotonic_ns: int = field(default_factory=time.monotonic_ns)
 

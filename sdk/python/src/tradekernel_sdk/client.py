@@ -17,7 +17,7 @@ gRPC exception::
 from __future__ import annotations
 
 import decimal
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -254,6 +254,8 @@ class ModelView:
     canary_bps: int
     ts_loaded: int
     ts_stage: int
+    canary_instruments: tuple[str, ...] = ()
+    """In canary: the instruments (``venue.symbol``) it answers for, beside its share."""
 
 
 @dataclass(frozen=True)
@@ -387,6 +389,7 @@ def _model(message: models_pb2.ModelInfo) -> ModelView:
         canary_bps=message.canary_bps,
         ts_loaded=message.ts_loaded,
         ts_stage=message.ts_stage,
+        canary_instruments=tuple(message.canary_instruments),
     )
 
 
@@ -822,6 +825,35 @@ class KernelClient:
         """Return the model versions (only ``name``'s when given), by name, then load time."""
         response = self._call(self._models.ListModels, models_pb2.ListModelsRequest(name=name))
         return [_model(m) for m in response.models]
+
+    def load_model(self, name: str, version: str, uri: str = "", sha256: str = "") -> ModelView:
+        """Load and validate a version (from the repository, or ``uri`` with its ``sha256``)."""
+        request = models_pb2.LoadModelRequest(name=name, version=version, uri=uri, sha256=sha256)
+        return _model(self._call(self._models.LoadModel, request).model)
+
+    def promote_model(self, name: str, version: str) -> ModelView:
+        """Make a loaded version production; the one before is retired (scope ``admin``)."""
+        request = models_pb2.PromoteModelRequest(name=name, version=version)
+        return _model(self._call(self._models.PromoteModel, request).model)
+
+    def shadow_model(self, name: str, version: str) -> ModelView:
+        """Run a loaded version in shadow beside production (scope ``admin``)."""
+        request = models_pb2.ShadowModelRequest(name=name, version=version)
+        return _model(self._call(self._models.ShadowModel, request).model)
+
+    def canary_model(
+        self, name: str, version: str, canary_bps: int = 0, instruments: Sequence[str] = ()
+    ) -> ModelView:
+        """Route ``instruments`` (``venue.symbol``) and a share of the rest to a version."""
+        request = models_pb2.CanaryModelRequest(
+            name=name, version=version, canary_bps=canary_bps, instruments=list(instruments)
+        )
+        return _model(self._call(self._models.CanaryModel, request).model)
+
+    def rollback_model(self, name: str, from_version: str) -> ModelView:
+        """Leave production ``from_version`` for the production version before it."""
+        request = models_pb2.RollbackModelRequest(name=name, from_version=from_version)
+        return _model(self._call(self._models.RollbackModel, request).model)
 
     def book_snapshot(self, venue: str, symbol: str, depth: int = 0) -> BookSnapshot:
         """Return one book now (``depth`` levels a side, 0: all) at the instrument's precisions."""

@@ -105,6 +105,8 @@ export interface ModelInfo {
   tsLoaded: bigint;
   /** When it entered its stage, in nanoseconds since the Unix epoch. */
   tsStage: bigint;
+  /** In canary: the instruments (`venue.symbol`) it answers for, beside its share of the rest. */
+  canaryInstruments: string[];
 }
 
 /** Which model versions to list. */
@@ -130,7 +132,11 @@ export interface LoadModelRequest {
   version: string;
   /** Where to load it from, as the kernel sees it (a path or URI). */
   uri: string;
-  /** Expected hex SHA-256 of the file; a mismatch fails with FAILED_PRECONDITION. Required. */
+  /**
+   * Expected hex SHA-256 of the file; a mismatch fails with FAILED_PRECONDITION.
+   * Required with `uri`; from the model repository the hash its metadata.json
+   * records is checked when this is empty.
+   */
   sha256: string;
 }
 
@@ -174,8 +180,17 @@ export interface CanaryModelRequest {
   name: string;
   /** The version to canary; it replaces any other canary of the model. */
   version: string;
-  /** Share of requests it answers, in basis points (1 to 10000). */
+  /**
+   * Share of requests it answers, in basis points (0 to 10000); requests are
+   * instruments, and the share is chosen by a hash of each, so an instrument
+   * always goes the same way.
+   */
   canaryBps: number;
+  /**
+   * Instruments (`venue.symbol`) it answers for whatever the share; with
+   * `canary_bps` 0, only these. At least one of the two is required.
+   */
+  instruments: string[];
 }
 
 /** The result of starting a canary. */
@@ -203,7 +218,17 @@ export interface RollbackModelResponse {
 }
 
 function createBaseModelInfo(): ModelInfo {
-  return { name: "", version: "", uri: "", sha256: "", stage: 0, canaryBps: 0, tsLoaded: 0n, tsStage: 0n };
+  return {
+    name: "",
+    version: "",
+    uri: "",
+    sha256: "",
+    stage: 0,
+    canaryBps: 0,
+    tsLoaded: 0n,
+    tsStage: 0n,
+    canaryInstruments: [],
+  };
 }
 
 export const ModelInfo: MessageFns<ModelInfo> = {
@@ -237,6 +262,9 @@ export const ModelInfo: MessageFns<ModelInfo> = {
         throw new globalThis.Error("value provided for field message.tsStage of type int64 too large");
       }
       writer.uint32(64).int64(message.tsStage);
+    }
+    for (const v of message.canaryInstruments) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -318,6 +346,14 @@ export const ModelInfo: MessageFns<ModelInfo> = {
             message.tsStage = reader.int64() as bigint;
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.canaryInstruments.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -348,6 +384,11 @@ export const ModelInfo: MessageFns<ModelInfo> = {
         ? BigInt(object.ts_loaded)
         : 0n,
       tsStage: isSet(object.tsStage) ? BigInt(object.tsStage) : isSet(object.ts_stage) ? BigInt(object.ts_stage) : 0n,
+      canaryInstruments: globalThis.Array.isArray(object?.canaryInstruments)
+        ? object.canaryInstruments.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.canary_instruments)
+        ? object.canary_instruments.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -377,6 +418,9 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     if (message.tsStage !== 0n) {
       obj.tsStage = message.tsStage.toString();
     }
+    if (message.canaryInstruments?.length) {
+      obj.canaryInstruments = message.canaryInstruments;
+    }
     return obj;
   },
 
@@ -393,6 +437,7 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     message.canaryBps = object.canaryBps ?? 0;
     message.tsLoaded = (object.tsLoaded !== undefined && object.tsLoaded !== null) ? BigInt(object.tsLoaded) : 0n;
     message.tsStage = (object.tsStage !== undefined && object.tsStage !== null) ? BigInt(object.tsStage) : 0n;
+    message.canaryInstruments = object.canaryInstruments?.map((e) => e) || [];
     return message;
   },
 };
@@ -1028,7 +1073,7 @@ export const ShadowModelResponse: MessageFns<ShadowModelResponse> = {
 };
 
 function createBaseCanaryModelRequest(): CanaryModelRequest {
-  return { name: "", version: "", canaryBps: 0 };
+  return { name: "", version: "", canaryBps: 0, instruments: [] };
 }
 
 export const CanaryModelRequest: MessageFns<CanaryModelRequest> = {
@@ -1041,6 +1086,9 @@ export const CanaryModelRequest: MessageFns<CanaryModelRequest> = {
     }
     if (message.canaryBps !== 0) {
       writer.uint32(24).uint32(message.canaryBps);
+    }
+    for (const v of message.instruments) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -1082,6 +1130,14 @@ export const CanaryModelRequest: MessageFns<CanaryModelRequest> = {
             message.canaryBps = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.instruments.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1103,6 +1159,9 @@ export const CanaryModelRequest: MessageFns<CanaryModelRequest> = {
         : isSet(object.canary_bps)
         ? globalThis.Number(object.canary_bps)
         : 0,
+      instruments: globalThis.Array.isArray(object?.instruments)
+        ? object.instruments.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1117,6 +1176,9 @@ export const CanaryModelRequest: MessageFns<CanaryModelRequest> = {
     if (message.canaryBps !== 0) {
       obj.canaryBps = Math.round(message.canaryBps);
     }
+    if (message.instruments?.length) {
+      obj.instruments = message.instruments;
+    }
     return obj;
   },
 
@@ -1128,6 +1190,7 @@ export const CanaryModelRequest: MessageFns<CanaryModelRequest> = {
     message.name = object.name ?? "";
     message.version = object.version ?? "";
     message.canaryBps = object.canaryBps ?? 0;
+    message.instruments = object.instruments?.map((e) => e) || [];
     return message;
   },
 };
@@ -1362,9 +1425,12 @@ export const RollbackModelResponse: MessageFns<RollbackModelResponse> = {
 /**
  * Model versions and their rollout.
  *
- * Defined now, implemented later: until then every rpc but `ListModels` fails
- * with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
- * fields leaves the same state.
+ * A kernel that serves no models answers every rpc but `ListModels` with
+ * UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+ * leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+ * version refused by validation with INVALID_ARGUMENT (it contradicts its own
+ * metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+ * and the version serving before keeps serving.
  */
 export type ModelServiceService = typeof ModelServiceService;
 export const ModelServiceService = {

@@ -74,6 +74,7 @@ class ModelInfo(_message.Message):
     CANARY_BPS_FIELD_NUMBER: _builtins.int
     TS_LOADED_FIELD_NUMBER: _builtins.int
     TS_STAGE_FIELD_NUMBER: _builtins.int
+    CANARY_INSTRUMENTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name, shared by its versions."""
     version: _builtins.str
@@ -90,6 +91,10 @@ class ModelInfo(_message.Message):
     """When it was loaded, in nanoseconds since the Unix epoch."""
     ts_stage: _builtins.int
     """When it entered its stage, in nanoseconds since the Unix epoch."""
+    @_builtins.property
+    def canary_instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """In canary: the instruments (`venue.symbol`) it answers for, beside its share of the rest."""
+
     def __init__(
         self,
         *,
@@ -101,10 +106,11 @@ class ModelInfo(_message.Message):
         canary_bps: _builtins.int = ...,
         ts_loaded: _builtins.int = ...,
         ts_stage: _builtins.int = ...,
+        canary_instruments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_bps", b"canary_bps", "name", b"name", "sha256", b"sha256", "stage", b"stage", "ts_loaded", b"ts_loaded", "ts_stage", b"ts_stage", "uri", b"uri", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_bps", b"canary_bps", "canary_instruments", b"canary_instruments", "name", b"name", "sha256", b"sha256", "stage", b"stage", "ts_loaded", b"ts_loaded", "ts_stage", b"ts_stage", "uri", b"uri", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -175,7 +181,10 @@ class LoadModelRequest(_message.Message):
     uri: _builtins.str
     """Where to load it from, as the kernel sees it (a path or URI)."""
     sha256: _builtins.str
-    """Expected hex SHA-256 of the file; a mismatch fails with FAILED_PRECONDITION. Required."""
+    """Expected hex SHA-256 of the file; a mismatch fails with FAILED_PRECONDITION.
+    Required with `uri`; from the model repository the hash its metadata.json
+    records is checked when this is empty.
+    """
     def __init__(
         self,
         *,
@@ -325,22 +334,33 @@ class CanaryModelRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CANARY_BPS_FIELD_NUMBER: _builtins.int
+    INSTRUMENTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name."""
     version: _builtins.str
     """The version to canary; it replaces any other canary of the model."""
     canary_bps: _builtins.int
-    """Share of requests it answers, in basis points (1 to 10000)."""
+    """Share of requests it answers, in basis points (0 to 10000); requests are
+    instruments, and the share is chosen by a hash of each, so an instrument
+    always goes the same way.
+    """
+    @_builtins.property
+    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Instruments (`venue.symbol`) it answers for whatever the share; with
+        `canary_bps` 0, only these. At least one of the two is required.
+        """
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         version: _builtins.str = ...,
         canary_bps: _builtins.int = ...,
+        instruments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_bps", b"canary_bps", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_bps", b"canary_bps", "instruments", b"instruments", "name", b"name", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

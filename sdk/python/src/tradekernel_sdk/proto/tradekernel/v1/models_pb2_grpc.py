@@ -30,9 +30,12 @@ if _version_not_supported:
 class ModelServiceStub:
     """Model versions and their rollout.
 
-    Defined now, implemented later: until then every rpc but `ListModels` fails
-    with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
-    fields leaves the same state.
+    A kernel that serves no models answers every rpc but `ListModels` with
+    UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+    leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+    version refused by validation with INVALID_ARGUMENT (it contradicts its own
+    metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+    and the version serving before keeps serving.
     """
 
     def __init__(self, channel):
@@ -76,9 +79,12 @@ class ModelServiceStub:
 class ModelServiceServicer:
     """Model versions and their rollout.
 
-    Defined now, implemented later: until then every rpc but `ListModels` fails
-    with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
-    fields leaves the same state.
+    A kernel that serves no models answers every rpc but `ListModels` with
+    UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+    leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+    version refused by validation with INVALID_ARGUMENT (it contradicts its own
+    metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+    and the version serving before keeps serving.
     """
 
     def ListModels(self, request, context):
@@ -167,9 +173,12 @@ def add_ModelServiceServicer_to_server(servicer, server):
 class ModelService:
     """Model versions and their rollout.
 
-    Defined now, implemented later: until then every rpc but `ListModels` fails
-    with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
-    fields leaves the same state.
+    A kernel that serves no models answers every rpc but `ListModels` with
+    UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+    leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+    version refused by validation with INVALID_ARGUMENT (it contradicts its own
+    metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+    and the version serving before keeps serving.
     """
 
     @staticmethod

@@ -34,9 +34,12 @@ GRPC_VERSION: str
 class ModelServiceStub:
     """Model versions and their rollout.
 
-    Defined now, implemented later: until then every rpc but `ListModels` fails
-    with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
-    fields leaves the same state.
+    A kernel that serves no models answers every rpc but `ListModels` with
+    UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+    leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+    version refused by validation with INVALID_ARGUMENT (it contradicts its own
+    metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+    and the version serving before keeps serving.
     """
 
     @_typing.overload
@@ -60,9 +63,12 @@ class ModelServiceStub:
 class ModelServiceAsyncStub(ModelServiceStub):
     """Model versions and their rollout.
 
-    Defined now, implemented later: until then every rpc but `ListModels` fails
-    with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
-    fields leaves the same state.
+    A kernel that serves no models answers every rpc but `ListModels` with
+    UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+    leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+    version refused by validation with INVALID_ARGUMENT (it contradicts its own
+    metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+    and the version serving before keeps serving.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -82,9 +88,12 @@ class ModelServiceAsyncStub(ModelServiceStub):
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     """Model versions and their rollout.
 
-    Defined now, implemented later: until then every rpc but `ListModels` fails
-    with UNIMPLEMENTED. Each command is idempotent: repeating it with the same
-    fields leaves the same state.
+    A kernel that serves no models answers every rpc but `ListModels` with
+    UNIMPLEMENTED. Each command is idempotent: repeating it with the same fields
+    leaves the same state. Unknown names or versions fail with NOT_FOUND; a
+    version refused by validation with INVALID_ARGUMENT (it contradicts its own
+    metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
+    and the version serving before keeps serving.
     """
 
     @_abc_1.abstractmethod
