@@ -512,6 +512,8 @@ class OkxOrderEntry:
         if not isinstance(arg, dict) or arg.get("channel") != "orders":
             return
         for item in message.get("data") or ():
+            if not isinstance(item, dict):
+                continue
             tracked = self._by_venue_client_id(str(item.get("clOrdId", "")))
             if tracked is None:
                 continue  # not this kernel's (reconciliation reports those)
