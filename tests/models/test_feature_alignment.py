@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from kernel.adapters.registry import create_feed
@@ -122,15 +123,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
     return ModelRepository(folder / "repository")
 
 
-def stored_fold_training_samples(metadata: dict[str, Any], series: BookSeries) -> np.ndarray:
+def stored_fold_training_samples(
+    metadata: dict[str, Any], series: BookSeries
+) -> npt.NDArray[np.int64]:
     """Recompute the stored fold's training samples from the metadata's split settings."""
     from tradekernel_models.training.splits import walk_forward_splits
 
     splits = metadata["splits"]
     samples = sample_indices(series, metadata["input"]["window"], metadata["label"]["horizon"])
-    train = walk_forward_splits(
+    stored_fold = walk_forward_splits(
         samples, splits["folds"], metadata["label"]["horizon"], splits["validation_fraction"]
-    )[splits["stored_fold"] - 1].train
+    )[splits["stored_fold"] - 1]
+    train: npt.NDArray[np.int64] = stored_fold.train
     assert [int(train[0]), int(train[-1])] == splits["events"][-1]["train"]
     return train
 
