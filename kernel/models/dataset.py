@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -85,7 +85,7 @@ class BookSeries:
     book: Int64Array
     segment: Int64Array
     ts_recv: Int64Array
-    features: FeatureTable = field(default_factory=lambda: FeatureTable("", "", (), (), [], [], []))
+    features: FeatureTable
 
     def __len__(self) -> int:
         return int(self.book.shape[0])
