@@ -1,4 +1,4 @@
-"""OKX v5, emulated: the public websocket's book and trade channels, signed order endpoints.
+"""OKX v5, emulated: public book and trade channels, signed order endpoints, private orders.
 
 What is served, and the OKX v5 API documentation it follows
 (https://www.okx.com/docs-v5/en/, sections "REST authentication", "WebSocket",

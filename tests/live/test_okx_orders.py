@@ -397,6 +397,32 @@ def test_venue_rejections_reach_the_order_manager_with_the_okx_reason(
     run(scenario())
 
 
+def test_an_answer_with_an_unknown_outcome_is_looked_up_not_guessed(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with keys.emulator(speed=20) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj")
+            await kernel.start()
+            requests_before = emulator.stats.rest_requests
+            emulator.faults.reject_orders(
+                "50004",
+                "Endpoint request timeout (does not mean that the request was successful"
+                " or failed, please check the request result).",
+            )
+            order = kernel.resting_buy()
+            await until(lambda: order.status is OrderStatus.EXPIRED)
+            # Not rejected on the venue's word: looked up twice, a little later each time (it
+            # might still have been on its way), and it does not exist.
+            assert order.reason == "the venue does not know the order"
+            lookups = emulator.stats.rest_requests - requests_before - 1  # less the order
+            assert lookups == 2
+            assert emulator.stats.orders == 1  # and it was not sent again
+            await kernel.stop()
+
+    run(scenario())
+
+
 def test_a_clock_offset_is_measured_at_start_and_an_expired_timestamp_resyncs_and_resends(
     tmp_path: Path, keys: Keys
 ) -> None:
