@@ -24,7 +24,7 @@ import pytest
 import websockets
 
 from kernel.adapters.okx import OkxFeed, load_okx_instruments
-from kernel.bus import Bus, UnknownEndpointError
+from kernel.bus import Bus, UnknownEndpointError, topics
 from kernel.emulator import Emulator
 from kernel.emulator.okx import OkxMarket
 from kernel.journal import Journal
@@ -48,7 +48,13 @@ from kernel.risk import RiskConfig, RiskEngine
 from kernel.trading import MarketData, TradingContext, VenueMap
 from kernel.trading.clock import MarketClock
 from tradekernel_sdk.fixedpoint import to_fixed
-from tradekernel_sdk.orders import OrderRequest, OrderSide, OrderType, TimeInForce
+from tradekernel_sdk.orders import (
+    CancelRejected,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from tradekernel_sdk.types import BookState, Instrument
 
 BUNDLED = Path(__file__).resolve().parents[2] / "kernel" / "data" / "okx_v5"
@@ -329,6 +335,45 @@ def test_a_resting_order_is_cancelled_at_the_venue(tmp_path: Path, keys: Keys) -
             assert emulator_order(emulator, order).status == "CANCELED"
             assert order.filled_quantity == 0
             assert kernel.orders.portfolio.quantity("okx", SYMBOL) == 0
+            await kernel.stop()
+
+    run(scenario())
+
+
+def test_a_cancel_the_venue_refuses_is_a_cancel_rejection_and_the_order_is_looked_up(
+    tmp_path: Path, keys: Keys
+) -> None:
+    async def scenario() -> None:
+        async with keys.emulator(speed=20) as emulator:
+            kernel = LiveKernel(emulator, keys, tmp_path / "journal.tkj", backoff=fast_backoff(2.0))
+            await kernel.start()
+            heard: list[Any] = []
+            kernel.bus.subscribe(topics.strategy_events("test"), heard.append)
+            order = kernel.resting_buy()
+            await until(lambda: order.status is OrderStatus.NEW)
+            # Someone cancels it by hand, and the push telling the kernel is lost with the
+            # connection: the kernel still believes the order is working.
+            emulator.faults.disconnect_after(0, match="orders:")
+            await signed_call(
+                emulator,
+                keys,
+                "POST",
+                "/api/v5/trade/cancel-order",
+                instId=SYMBOL,
+                clOrdId=venue_client_id(order.client_order_id),
+            )
+            await until(lambda: not kernel.venue.stream_connected.is_set())
+            assert order.status is OrderStatus.NEW
+            assert kernel.orders.cancel(order.client_order_id)
+            await until(lambda: order.status is OrderStatus.CANCELED)
+            refusals = [event for event in heard if isinstance(event, CancelRejected)]
+            assert [event.reason for event in refusals] == [
+                rejection_reason(
+                    "51400",
+                    "Order cancellation failed as the order has been filled, canceled or does "
+                    "not exist.",
+                )
+            ]
             await kernel.stop()
 
     run(scenario())
