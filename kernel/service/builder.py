@@ -8,6 +8,7 @@ starts and stops them. Collaborators are passed by keyword (``bus=``,
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ from kernel.adapters.registry import create_feed
 from kernel.api import ApiParts, ApiServer
 from kernel.bus import Bus
 from kernel.live.component import LiveMarketDataComponent, LiveRunner, create_runner
+from kernel.live.credentials import CredentialsError, VenueCredentials
+from kernel.live.order_entry import LiveOrderEntryComponent, OrderEntrySettings, trading_credentials
 from kernel.metrics import StageLatency, TickToOrder
 from kernel.plugins import PluginHost
 from kernel.service.components import (
@@ -25,6 +28,7 @@ from kernel.service.components import (
     PaperComponent,
     ReplayComponent,
     StateDirectory,
+    StrategiesComponent,
     TradingComponent,
 )
 from kernel.service.config import API_TOKENS_ENV, ConfigError, KernelConfig
@@ -54,6 +58,8 @@ class KernelApp:
     components: Any = None
     """The out-of-process components (:class:`kernel.components.ComponentsService`), if any."""
     plugins: PluginHost | None = None
+    order_entries: list[LiveOrderEntryComponent] = field(default_factory=list)
+    """Live venues orders are routed to (``[[live]]`` with ``trade = true``)."""
     started_at: float = field(default_factory=time.perf_counter)
 
 
@@ -95,6 +101,8 @@ def _component_health(components: list[Component], remote: Any) -> list[tuple[st
             if session is not None and stats is not None and not session.connected.is_set():
                 state = "STARTING"
                 detail = f"not connected ({stats.connects} connects, {stats.disconnects} drops)"
+        elif isinstance(component, LiveOrderEntryComponent):
+            state, detail = component.health()
         rows.append((component.name, state, detail))
     if remote is not None:
         for name, report in remote.report().items():
@@ -104,11 +112,36 @@ def _component_health(components: list[Component], remote: Any) -> list[tuple[st
     return rows
 
 
-def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
-    """Wire bus → state → metrics → feeds → paper venue → trading → components → replay drivers."""
+def _trading_keys(
+    config: KernelConfig, environ: Mapping[str, str] | None
+) -> dict[str, VenueCredentials]:
+    """Load every live trading venue's keys, or fail naming what to set, before anything runs."""
+    keys = {}
+    for index, live_config in enumerate(config.live):
+        if not live_config.trade:
+            continue
+        try:
+            keys[live_config.venue] = trading_credentials(
+                live_config.venue, secrets_file=config.secrets_file, environ=environ
+            )
+        except CredentialsError as error:
+            raise ConfigError(f"live[{index}].trade: {error}") from None
+    return keys
+
+
+def build(
+    config: KernelConfig, *, progress: bool = True, environ: Mapping[str, str] | None = None
+) -> KernelApp:
+    """Wire bus → state → metrics → feeds → paper venue → trading → order entry → components
+    → replay drivers.
+
+    Venue keys come from ``environ`` (the process environment by default) and
+    the configured secrets file.
+    """
     # kernel.components reads this package's config module: import it here, not above.
     from kernel.components import ComponentsService, discover, resolve_specs  # noqa: PLC0415
 
+    trading_keys = _trading_keys(config, environ)
     bus = Bus()
     shutdown = ShutdownRequest()
     state = StateDirectory(config.state_dir)
@@ -180,13 +213,21 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         states={venue: feed.book_state for venue, feed in feeds.items()},
         instruments={venue: feed.instrument for venue, feed in feeds.items()},
     )
-    venues = VenueMap({config.paper.market_venue: "paper"})
+    # A venue that trades live routes to itself; paper keeps simulating the others.
+    routes = (
+        {} if config.paper.market_venue in trading_keys else {config.paper.market_venue: "paper"}
+    )
+    routes.update({venue: venue for venue in trading_keys})
+    venues = VenueMap(routes)
     trading: TradingComponent | None = None
     host: PluginHost | None = None
     component_specs = resolve_specs(config.components, config.plugins, discover())
     if config.strategies or component_specs:
-        if paper is None:
-            raise ConfigError("strategies: trading needs the paper venue and its market's replay")
+        if paper is None and not trading_keys:
+            raise ConfigError(
+                "strategies: trading needs the paper venue and its market's data,"
+                " or a [[live]] venue with trade = true"
+            )
         host = PluginHost(allow=config.plugins.allow, block=config.plugins.block)
         host.load()
         loaded = host
@@ -203,8 +244,39 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
             probe=probe,
             metrics=metrics.server if metrics is not None else None,
             plugin_owner=lambda kind, name: loaded.owner(RegistrationKind(kind), name),
+            hold_strategies=bool(trading_keys),
         )
         components.append(trading)
+
+    order_entries: list[LiveOrderEntryComponent] = []
+    if trading_keys and trading is None:
+        index = next(i for i, live_config in enumerate(config.live) if live_config.trade)
+        raise ConfigError(
+            f"live[{index}].trade: nothing would trade on the live venue;"
+            " configure [strategies] or [[components]]"
+        )
+    traded = trading
+    for live_config in config.live:
+        if traded is None or not live_config.trade:
+            continue
+        # After trading (the journal is replayed first), and so stopped before it.
+        order_entry = LiveOrderEntryComponent(
+            bus,
+            OrderEntrySettings(
+                venue=live_config.venue,
+                credentials=trading_keys[live_config.venue],
+                instruments=feeds[live_config.venue].instrument,
+                orders=None,
+                rest_url=live_config.rest_url,
+                ws_url=live_config.ws_url,
+            ),
+            orders=lambda: traded.orders if traded is not None else None,
+        )
+        order_entries.append(order_entry)
+        components.append(order_entry)
+    if traded is not None and order_entries:
+        # Strategies start once every live venue has reconciled, and stop before any stops.
+        components.append(StrategiesComponent(traded))
 
     remote: ComponentsService | None = None
     if trading is not None and component_specs:
@@ -295,4 +367,5 @@ def build(config: KernelConfig, *, progress: bool = True) -> KernelApp:
         trading=trading,
         components=remote,
         plugins=host,
+        order_entries=order_entries,
     )

@@ -41,6 +41,7 @@ __all__ = [
     "PaperComponent",
     "ReplayComponent",
     "StateDirectory",
+    "StrategiesComponent",
     "TradingComponent",
 ]
 
@@ -204,8 +205,12 @@ class TradingComponent:
         probe: TickToOrder | None = None,
         metrics: MetricsServer | None = None,
         plugin_owner: Callable[[str, str], str | None] | None = None,
+        hold_strategies: bool = False,
     ) -> None:
         self.bus = bus
+        self.hold_strategies = hold_strategies
+        """Leave starting the strategies to a :class:`StrategiesComponent` (live venues first)."""
+        self._strategies_running = False
         self.plugin_owner = plugin_owner
         """``(kind, registered name)`` → the plug-in that registered it, for operator switches."""
         self.changes: RuntimeChanges | None = None
@@ -288,7 +293,20 @@ class TradingComponent:
             self.runner.add(name, strategy_class, strategy_config)
         self.changes = self._runtime_changes(self.journal, self.risk, self.runner)
         self.changes.restore(records)
-        self.runner.start()
+        if not self.hold_strategies:
+            self.start_strategies()
+
+    def start_strategies(self) -> None:
+        """Start delivering data to the strategies (once)."""
+        if self.runner is not None and not self._strategies_running:
+            self._strategies_running = True
+            self.runner.start()
+
+    def stop_strategies(self) -> None:
+        """Stop delivering data to the strategies (once)."""
+        if self.runner is not None and self._strategies_running:
+            self._strategies_running = False
+            self.runner.stop()
 
     def _runtime_changes(
         self, journal: Journal, risk: RiskEngine, runner: StrategyRunner
@@ -385,8 +403,7 @@ class TradingComponent:
             self.orders.cancel_all()
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            self.runner.stop()
+        self.stop_strategies()
         for pattern, handler in self._subscribed:
             self.bus.unsubscribe(pattern, handler)
         self._subscribed.clear()
@@ -400,6 +417,21 @@ class TradingComponent:
         if self.journal is not None:
             self.journal.sync()
             self.journal.close()
+
+
+class StrategiesComponent:
+    """The trading component's strategies, started once the venues they trade on are ready."""
+
+    name = "strategies"
+
+    def __init__(self, trading: TradingComponent) -> None:
+        self.trading = trading
+
+    async def start(self) -> None:
+        self.trading.start_strategies()
+
+    async def stop(self) -> None:
+        self.trading.stop_strategies()
 
 
 class StateDirectory:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kernel.adapters.registry import REPLAY_VENUES
 from kernel.api.tls import TlsConfig, TlsError
 from kernel.live.component import LIVE_VENUES
+from kernel.live.order_entry import ORDER_ENTRY_VENUES
 from kernel.risk.config import RiskConfig, RiskConfigError, parse_risk_config
 from kernel.trading.runner import RunnerPolicy
 
@@ -85,6 +86,8 @@ class LiveConfig:
     """For ``venue = "ccxt:ID"``: ccxt's exchange id; the venue is then named ID."""
     ccxt_options: Mapping[str, Any] = field(default_factory=dict)
     """The ``ccxt`` table: passed to ccxt's client as its configuration."""
+    trade: bool = False
+    """Route orders for this venue to the venue itself (live order entry), not to paper."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ class KernelConfig:
     exit_when_replay_done: bool = True
     state_dir: Path | None = None
     """Journal and venue state live here; None: a temporary folder removed at exit."""
+    secrets_file: Path | None = None
+    """Venue API keys (TOML, owner-only; see :mod:`kernel.live.credentials`)."""
     journal: JournalConfig = field(default_factory=JournalConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     strategies: tuple[StrategySpec, ...] = ()
@@ -369,12 +374,20 @@ def parse_config(
                 ws_url=section.string("ws_url", ""),
                 rest_url=section.string("rest_url", ""),
             )
+        if section.boolean("trade", False):
+            if live_config.ccxt_exchange or live_config.venue not in ORDER_ENTRY_VENUES:
+                raise ConfigError(
+                    f"{prefix}.trade: no live order entry for {named};"
+                    f" venues that trade live: {', '.join(ORDER_ENTRY_VENUES)}"
+                )
+            live_config = replace(live_config, trade=True)
         section.reject_unknown()
         if any(other.venue == live_config.venue for other in live_configs) or any(
             replay.venue == live_config.venue for replay in replay_configs
         ):
             raise ConfigError(f"{prefix}.venue: {live_config.venue} is already a data source")
         live_configs.append(live_config)
+    paper = _paper_beside_live(paper, paper_section, live_configs)
     config = KernelConfig(
         logging=log_config,
         metrics=metrics,
@@ -384,6 +397,7 @@ def parse_config(
         shutdown_timeout_s=kernel.number("shutdown_timeout_s", 10.0, minimum=0.1, maximum=600.0),
         exit_when_replay_done=kernel.boolean("exit_when_replay_done", True),
         state_dir=_optional_path(kernel.string("state_dir", ""), base),
+        secrets_file=_optional_path(kernel.string("secrets_file", ""), base),
         journal=journal,
         risk=risk,
         strategies=tuple(strategies),
@@ -394,6 +408,23 @@ def parse_config(
     )
     kernel.reject_unknown()
     return config
+
+
+def _paper_beside_live(
+    paper: PaperConfig, section: _Section, lives: list[LiveConfig]
+) -> PaperConfig:
+    """Keep paper off a venue that trades live: quietly by default, an error when asked for."""
+    for index, live in enumerate(lives):
+        if not live.trade or not paper.enabled or paper.market_venue != live.venue:
+            continue
+        if "market_venue" not in section.raw and "enabled" not in section.raw:
+            return replace(paper, enabled=False)
+        raise ConfigError(
+            f"paper.market_venue: {live.venue} trades live (live[{index}].trade = true) and"
+            " cannot also be the paper venue's market; choose another market_venue"
+            " or set paper.enabled = false"
+        )
+    return paper
 
 
 def _components(

@@ -66,6 +66,8 @@ def summary(app: KernelApp) -> dict[str, Any]:
             live[part.name.removeprefix("live:")] = stats.as_dict()
     if live:
         result["live"] = live
+    if app.order_entries:
+        result["order_entry"] = {part.venue: part.report() for part in app.order_entries}
     return result
 
 
@@ -190,6 +192,15 @@ def format_summary(data: dict[str, Any]) -> str:
             f"live {venue:<12} {figures['connects']:,} connects, "
             f"{figures['disconnects']:,} disconnects, {figures['frames']:,} frames"
         )
+    for venue, figures in data.get("order_entry", {}).items():
+        state = "running" if figures["running"] else "stopped"
+        if "reconciliations" in figures:
+            state += (
+                f", {figures['stream_connects']:,} stream connects, "
+                f"{figures['reconciliations']:,} reconciliations (last: "
+                f"{figures['last_reconciliation'] or 'none'})"
+            )
+        lines.append(f"orders {venue:<10} {state}, {figures['refused']:,} refused while down")
     for name, figures in data.get("components", {}).items():
         reason = figures["down_reason"]
         state = figures["state"] + (f" ({reason})" if reason else "")
