@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import pytest
 pytest.importorskip("torch", reason="training needs the tradekernel-models train extra")
 
 from kernel.cli import main
+from kernel.models.repository import ModelRepository
 from models.reference import BUNDLED_BTC
 from tradekernel_models.features import FEATURES
 from tradekernel_models.training.config import (
@@ -69,3 +73,34 @@ def test_class_weights_are_the_inverse_frequency_of_the_training_labels() -> Non
     # A class absent from the training part gets no weight rather than a division by zero.
     absent = class_weights(np.array([1, 1, 2, 2], dtype=np.int64))
     np.testing.assert_allclose(absent, [0.0, 4 / 6, 4 / 6], rtol=1e-7)
+
+
+def train_tiny(folder: Path, weighting: str) -> dict[str, Any]:
+    """Train a one-epoch tiny model on the bundled slice; return its metadata."""
+    folder.mkdir()
+    config = folder / "tiny.toml"
+    config.write_text(
+        f'name = "tiny"\nrepository = "repository"\n'
+        f'[data]\nfiles = ["{BUNDLED_BTC}"]\nvenue = "binance"\nsymbol = "BTCUSDT"\n'
+        "[features]\nwindow = 20\n"
+        "[model]\nconv_channels = 4\ninception_channels = 4\nlstm_hidden = 8\n"
+        "[splits]\nfolds = 1\n"
+        f'[training]\nepochs = 1\nprogress = false\nclass_weights = "{weighting}"\n'
+    )
+    with redirect_stdout(io.StringIO()):
+        assert main(["train", "--config", str(config)]) == 0
+    return ModelRepository(folder / "repository").open("tiny").metadata
+
+
+def test_class_weighting_changes_the_fitted_network_and_is_recorded(tmp_path: Path) -> None:
+    plain = train_tiny(tmp_path / "plain", "none")
+    plain_again = train_tiny(tmp_path / "plain-again", "none")
+    weighted = train_tiny(tmp_path / "weighted", "inverse_frequency")
+    # Training is deterministic, so a different model can only come from the weights.
+    assert plain["model_sha256"] == plain_again["model_sha256"]
+    assert plain["training"]["class_weights"] == "none"
+    assert weighted["training"]["class_weights"] == "inverse_frequency"
+    # Same seed, data and splits: only the loss differs, and with it the model.
+    assert plain["metrics"]["test"]["n"] == weighted["metrics"]["test"]["n"]
+    assert plain["baselines"] == weighted["baselines"]
+    assert plain["model_sha256"] != weighted["model_sha256"]
