@@ -94,7 +94,10 @@ def keys(caplog: pytest.LogCaptureFixture) -> Iterator[Keys]:
 
 def assert_no_secrets_logged(caplog: pytest.LogCaptureFixture, keys: Keys) -> None:
     hex_digest = re.compile(r"\b[0-9a-f]{64}\b")
-    for record in caplog.records:
+    # After the yield, caplog.records holds only the teardown's lines: read every phase.
+    phases = ("setup", "call", "teardown")
+    records = [record for phase in phases for record in caplog.get_records(phase)]
+    for record in records or caplog.records:
         line = record.getMessage() + (record.exc_text or "")
         assert keys.key not in line
         assert keys.secret not in line
