@@ -25,6 +25,7 @@ from kernel.metrics import TickToOrder
 from kernel.orders import OrderManager
 from kernel.trading.context import MarketData, VenueMap
 from tradekernel_sdk.orders import OrderEvent, OrderFilled, OrderRequest
+from tradekernel_sdk.predictions import Prediction, prediction_topic
 from tradekernel_sdk.strategy import BookView, OrderIntent, Strategy
 from tradekernel_sdk.types import BookDelta, BookSnapshot, BookStatus, Quote, Trade
 
@@ -277,6 +278,9 @@ class StrategyRunner:
             if isinstance(event, OrderFilled):
                 self._call(slot, strategy.on_fill, event)
 
+        def on_prediction(prediction: Prediction) -> None:
+            self._call(slot, strategy.on_prediction, prediction)
+
         slot.subscriptions = [
             (topics.book(venue, symbol), on_book),
             (topics.snapshot(venue, symbol), on_book),
@@ -284,6 +288,7 @@ class StrategyRunner:
             (topics.quote(venue, symbol), on_quote),
             (topics.trade(venue, symbol), on_trade),
             (topics.strategy_events(slot.name), on_order_event),
+            (prediction_topic(venue, symbol), on_prediction),
         ]
         for pattern, handler in slot.subscriptions:
             self.bus.subscribe(pattern, handler, priority=STRATEGY_PRIORITY)

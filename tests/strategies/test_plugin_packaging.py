@@ -9,7 +9,7 @@ from typing import Any
 
 import tradekernel_strategies
 from tradekernel_sdk.plugin import API_VERSION, RegistrationKind, check_api_version
-from tradekernel_strategies import AvellanedaStoikov, Imbalance, Momentum
+from tradekernel_strategies import AvellanedaStoikov, Imbalance, ModelSignal, Momentum
 
 from .support import DISTRIBUTION
 
@@ -38,6 +38,7 @@ def test_the_entry_point_names_the_module_with_the_hook(plugin_registrations: An
         "imbalance": Imbalance,
         "momentum": Momentum,
         "avellaneda_stoikov": AvellanedaStoikov,
+        "model_signal": ModelSignal,
     }
     assert not any(
         items for kind, items in registered.items() if kind is not RegistrationKind.STRATEGY

@@ -1,6 +1,6 @@
-"""tradekernel-strategies: order-book imbalance, momentum and Avellaneda-Stoikov market making.
+"""tradekernel-strategies: imbalance, momentum, Avellaneda-Stoikov market making, model signal.
 
-The plug-in registers three strategies with the kernel through the
+The plug-in registers four strategies with the kernel through the
 ``tradekernel`` entry-point group:
 
 ``imbalance``
@@ -12,6 +12,9 @@ The plug-in registers three strategies with the kernel through the
 ``avellaneda_stoikov``
     :class:`~tradekernel_strategies.avellaneda_stoikov.AvellanedaStoikov`:
     quote both sides around an inventory-skewed reservation price.
+``model_signal``
+    :class:`~tradekernel_strategies.model_signal.ModelSignal`: trade the
+    direction a served model predicts (``on_prediction``), when confident.
 
 Each is configured by a ``[strategies.<name>]`` table; prices and sizes in it
 are fixed-point integers at the instrument's precisions.
@@ -22,6 +25,7 @@ from __future__ import annotations
 from tradekernel_sdk import Register, Strategy, hookimpl
 from tradekernel_strategies.avellaneda_stoikov import AvellanedaStoikov
 from tradekernel_strategies.imbalance import Imbalance
+from tradekernel_strategies.model_signal import ModelSignal
 from tradekernel_strategies.momentum import Momentum
 
 __all__ = [
@@ -29,6 +33,7 @@ __all__ = [
     "TRADEKERNEL_API",
     "AvellanedaStoikov",
     "Imbalance",
+    "ModelSignal",
     "Momentum",
     "register_strategies",
 ]
@@ -42,12 +47,13 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "imbalance": Imbalance,
     "momentum": Momentum,
     "avellaneda_stoikov": AvellanedaStoikov,
+    "model_signal": ModelSignal,
 }
 """Every strategy of the plug-in, by the name it is registered under."""
 
 
 @hookimpl
 def register_strategies(register: Register[type[Strategy]]) -> None:
-    """Register the three strategies under their configuration names."""
+    """Register every strategy under its configuration name."""
     for name, strategy in STRATEGIES.items():
         register(name, strategy)

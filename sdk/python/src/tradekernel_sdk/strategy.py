@@ -40,6 +40,7 @@ from tradekernel_sdk.orders import (
     OrderType,
     TimeInForce,
 )
+from tradekernel_sdk.predictions import Prediction
 from tradekernel_sdk.types import (
     Bar,
     BookDelta,
@@ -214,6 +215,9 @@ class Strategy:
 
     def on_timer(self, name: str, ts_ns: int) -> None:
         """React to the timer ``name`` firing at ``ts_ns``."""
+
+    def on_prediction(self, prediction: Prediction) -> None:
+        """React to a served model's answer for the strategy's instrument."""
 
 
 def dispatch_event(
