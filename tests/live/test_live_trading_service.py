@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +42,15 @@ SYMBOL = "BTCUSDT"
 READER_TOKEN = "reader-token-" + "7" * 8
 
 
-async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+async def until(
+    condition: Callable[[], bool], timeout: float = 60.0, state: Callable[[], object] = str
+) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not so within {timeout:g} s: {state()}") from None
 
 
 class Keys:
@@ -105,6 +113,11 @@ def binance_orders(app: KernelApp) -> dict[str, Order]:
     }
 
 
+def statuses(app: KernelApp) -> Callable[[], dict[str, str]]:
+    """Return a description of the kernel's Binance orders, for a failed wait's message."""
+    return lambda: {cid: order.status.value for cid, order in binance_orders(app).items()}
+
+
 def filled_orders(app: KernelApp) -> int:
     return sum(order.status is OrderStatus.FILLED for order in binance_orders(app).values())
 
@@ -122,16 +135,23 @@ def venue_orders(emulator: Emulator, client_order_id: str) -> list[Any]:
     return [o for o in emulator.engine.orders_of(SYMBOL) if o.client_order_id == wanted]
 
 
-def agrees_with_the_venue(app: KernelApp, emulator: Emulator) -> bool:
-    """Return whether every order the venue holds is the kernel's, with the venue's fills."""
+def disagreements(app: KernelApp, emulator: Emulator) -> list[str]:
+    """Return each order the venue holds that the kernel does not have as the venue has it."""
     kernel = {venue_client_id(cid): order for cid, order in binance_orders(app).items()}
+    found = []
     for venue_order in emulator.engine.orders_of(SYMBOL):
         order = kernel.get(venue_order.client_order_id)
-        if order is None or order.filled_quantity != venue_order.executed:
-            return False
-        if order.is_open != venue_order.open:
-            return False
-    return True
+        if (
+            order is None
+            or order.filled_quantity != venue_order.executed
+            or order.is_open != venue_order.open
+        ):
+            found.append(
+                f"{venue_order.client_order_id}: venue {venue_order.status} {venue_order.executed},"
+                f" kernel {order.status.value if order else 'unknown'}"
+                f" {order.filled_quantity if order else 0}"
+            )
+    return found
 
 
 def venue_position(emulator: Emulator) -> int:
@@ -174,14 +194,17 @@ def test_strategies_trade_on_binance_through_risk_and_the_journal_and_fills_reac
             component = order_entry(app)
             try:
                 assert component.entry is not None and component.entry.reconciliations
-                await until(lambda: filled_orders(app) >= 2 and quoted(app))
+                await until(lambda: filled_orders(app) >= 2 and quoted(app), state=statuses(app))
                 api = next(c for c in app.lifecycle.components if isinstance(c, ApiServer))
                 async with AsyncKernelClient(f"127.0.0.1:{api.port}", READER_TOKEN) as client:
                     status = await client.status()
                 shown = {c.name: (c.state, c.detail) for c in status.components}
                 assert shown["orders:binance"] == ("running", "")
                 emulator.pause()  # the market holds still; what is in flight lands
-                await until(lambda: agrees_with_the_venue(app, emulator))
+                await until(
+                    lambda: not disagreements(app, emulator),
+                    state=lambda: disagreements(app, emulator),
+                )
                 trading = app.trading
                 assert trading is not None and trading.orders is not None
                 position = trading.orders.portfolio.quantity("binance", SYMBOL)
@@ -243,7 +266,8 @@ def test_a_restart_from_the_same_state_reconciles_and_neither_loses_nor_duplicat
                     lambda: (
                         any(o.filled_quantity for o in binance_orders(first).values())
                         and any(o.status is OrderStatus.NEW for o in binance_orders(first).values())
-                    )
+                    ),
+                    state=statuses(first),
                 )
             finally:
                 await first.lifecycle.stop()
@@ -274,11 +298,13 @@ def test_a_restart_from_the_same_state_reconciles_and_neither_loses_nor_duplicat
                         assert order.status is OrderStatus.EXPIRED
                         continue
                     (venue_order,) = sent
+                    assert order.venue_order_id == str(venue_order.order_id)
                     assert order.filled_quantity >= before[cid].filled_quantity
-                    if not venue_order.open:
-                        assert not order.is_open
                 emulator.pause()
-                await until(lambda: agrees_with_the_venue(second, emulator))
+                await until(
+                    lambda: not disagreements(second, emulator),
+                    state=lambda: disagreements(second, emulator),
+                )
                 trading = second.trading
                 assert trading.orders is not None
                 assert trading.orders.portfolio.quantity("binance", SYMBOL) == venue_position(
@@ -329,6 +355,50 @@ def test_missing_trade_keys_stop_the_start_naming_what_to_set(tmp_path: Path) ->
     }
     app = build(config, progress=False, environ=environ)
     assert [c.venue for c in app.order_entries] == ["binance"]
+
+
+def test_tradekernel_run_without_trade_keys_exits_before_connecting(tmp_path: Path) -> None:
+    config = tmp_path / "kernel.toml"
+    config.write_text(
+        f"""
+[kernel]
+state_dir = "{tmp_path / "state"}"
+
+[metrics]
+enabled = false
+
+[[live]]
+venue = "binance"
+symbols = ["{SYMBOL}"]
+ws_url = "ws://127.0.0.1:9"
+rest_url = "http://127.0.0.1:9"
+trade = true
+
+[strategies.imbalance_btc]
+strategy = "imbalance"
+venue = "binance"
+symbol = "{SYMBOL}"
+tick = 1_000_000
+lot = 1_000
+quantity = 100_000
+max_position = 500_000
+"""
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TRADEKERNEL_BINANCE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "kernel", "run", "--config", str(config), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        "tradekernel run: live[0].trade: no trading keys for binance: set"
+        " TRADEKERNEL_BINANCE_TRADE_KEY and TRADEKERNEL_BINANCE_TRADE_SECRET"
+    ) in done.stderr
+    assert not (tmp_path / "state").exists()  # stopped before anything started
 
 
 def test_a_secrets_file_others_can_read_is_refused(tmp_path: Path) -> None:
