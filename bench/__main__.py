@@ -29,6 +29,7 @@ BENCHMARKS = (
     "remote",
     "api_stream",
     "features",
+    "inference",
 )
 _RUN_FIRST = ("rss",)
 _QUICK_RUNS = 2
