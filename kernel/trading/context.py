@@ -136,6 +136,11 @@ class TradingContext:
         # Trading venue -> its market venue's lookups, resolved once: the risk
         # engine asks for books and instruments on every order.
         self._lookups: dict[str, _Lookups] = {}
+        # Position key -> (the position, its book lookup, symbol, scale to money):
+        # what valuing it needs besides the mid, found once per position.
+        self._valuations: dict[
+            tuple[str, str], tuple[Position, Callable[[str], L2Book | None], str, int]
+        ] = {}
 
     @property
     def orders(self) -> OrderManager:
@@ -183,8 +188,16 @@ class TradingContext:
 
     def open_orders(self, venue: str, symbol: str | None) -> Sequence[OpenOrderSnapshot]:
         """Return working orders on one instrument, or on the whole venue."""
-        of = OpenOrderSnapshot.of
-        return [of(order) for order in self.orders.open_orders(venue, symbol)]
+        return [
+            OpenOrderSnapshot(
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                order.price or 0,
+                order.leaves_quantity,
+            )
+            for order in self.orders.open_orders(venue, symbol)
+        ]
 
     def _mark(self, position: Position) -> int | None:
         instrument = position.instrument
@@ -194,15 +207,45 @@ class TradingContext:
         mid_x2 = book.mid_price_x2()
         return None if mid_x2 is None else mid_x2 // 2
 
+    def _valuation(
+        self, key: tuple[str, str], position: Position
+    ) -> tuple[Position, Callable[[str], L2Book | None], str, int] | None:
+        """Return how to value ``position`` (None when its venue has no lookups yet)."""
+        cached = self._valuations.get(key)
+        if cached is not None and cached[0] is position:
+            return cached
+        instrument = position.instrument
+        lookups = self._venue_lookups(instrument.venue)
+        if lookups is None:
+            return None
+        valuation = (
+            position,
+            lookups[0],
+            instrument.symbol,
+            to_money(1, position.notional_precision),  # refuses a precision it cannot scale
+        )
+        self._valuations[key] = valuation
+        return valuation
+
     def gross_exposure(self) -> int:
         """Return |positions| at mid plus working orders at max(price, mid), rounded up."""
         total = 0
         orders = self.orders
-        for position in orders.portfolio.positions.values():
-            if position.quantity:  # a flat position adds nothing at any mark
+        for key, position in orders.portfolio.positions.items():
+            quantity = position.quantity
+            if not quantity:  # a flat position adds nothing at any mark
+                continue
+            valuation = self._valuation(key, position)
+            if valuation is None:
                 mark = self._mark(position)
                 if mark is not None:
                     total += to_money(position.notional(mark), position.notional_precision)
+                continue
+            _, book_of, symbol, scale = valuation
+            book = book_of(symbol)
+            mid_x2 = None if book is None else book.mid_price_x2()
+            if mid_x2 is not None:
+                total += abs(quantity) * (mid_x2 // 2) * scale
         for order in orders.open_orders():
             instrument = self.instrument(order.venue, order.symbol)
             if instrument is None:
