@@ -195,7 +195,9 @@ class LiveOrderEntryComponent:
     def health(self) -> tuple[str, str]:
         """Return ``(state, detail)`` for GetStatus: RUNNING while the private stream is up."""
         entry = self.entry
-        if entry is None or not self.running:
+        if entry is None:
+            return "PENDING", self._refusal
+        if not self.running:
             return "STOPPED", self._refusal
         if not entry.stream_connected.is_set():
             return "STARTING", f"private stream not connected ({entry.stream_connects} connects)"

@@ -232,6 +232,16 @@ def test_strategies_trade_on_binance_through_risk_and_the_journal_and_fills_reac
                 assert order.client_order_id in first_submit
             # The strategies ran only while the venue did: nothing was turned away.
             assert component.refused == 0
+            # Stopped, the venue's endpoint still answers, with the reason.
+            assert component.health() == ("STOPPED", "the binance venue is stopped")
+            late: list[Any] = []
+            app.bus.subscribe("events.order.binance", late.append)
+            app.bus.send(
+                "binance.submit",
+                OrderRequest("late-1", "binance", SYMBOL, OrderSide.BUY, OrderType.MARKET, 1000),
+            )
+            assert [event.reason for event in late] == ["the binance venue is stopped"]
+            assert venue_orders(emulator, "late-1") == []
             report = summary(app)
             assert report["order_entry"]["binance"]["running"] is False  # stopped by now
             assert report["order_entry"]["binance"]["reconciliations"] >= 1
@@ -436,7 +446,7 @@ def test_an_order_routed_before_the_venue_started_is_rejected_with_the_reason(
     assert [(e.client_order_id, e.reason) for e in events] == [
         ("early-1", "the binance venue is not started")
     ]
-    assert order_entry(app).health() == ("STOPPED", "the binance venue is not started")
+    assert order_entry(app).health() == ("PENDING", "the binance venue is not started")
 
 
 def test_paper_is_off_a_live_trading_venue_and_stays_for_the_others(tmp_path: Path) -> None:
