@@ -1,4 +1,4 @@
-"""A version ``tradekernel train`` stores is served as trained: same answers as ``models eval``'s."""
+"""A version ``tradekernel train`` stores serves the answers ``models eval`` computes."""
 
 from __future__ import annotations
 
