@@ -83,10 +83,28 @@ def _binance(settings: OrderEntrySettings, bus: Bus) -> LiveOrderVenue:
     )
 
 
+def _okx(settings: OrderEntrySettings, bus: Bus) -> LiveOrderVenue:
+    from kernel.live.okx_orders import PRIVATE_URL, OkxOrderEntry  # noqa: PLC0415
+
+    # [[live]] ws_url is the public channel's full address; the private one sits beside it.
+    public = settings.ws_url
+    private = public.replace("/ws/v5/public", "/ws/v5/private") if public else PRIVATE_URL
+    return OkxOrderEntry(
+        bus,
+        credentials=settings.credentials,
+        instruments=settings.instruments,
+        venue_name=settings.venue,
+        rest_url=settings.rest_url or None,
+        private_url=private,
+        orders=settings.orders,
+    )
+
+
 # venue -> how to build its order entry.
 ORDER_ENTRY_VENUES: dict[str, Callable[[OrderEntrySettings, Bus], LiveOrderVenue]] = {
     "binance": _binance,
     "binance-usdm": _binance,
+    "okx": _okx,
 }
 
 
