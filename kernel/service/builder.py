@@ -33,6 +33,7 @@ from kernel.service.components import (
 )
 from kernel.service.config import API_TOKENS_ENV, ConfigError, KernelConfig
 from kernel.service.lifecycle import Component, Lifecycle, ShutdownRequest
+from kernel.serving.service import ServingComponent
 from kernel.trading import MarketData, VenueMap
 from kernel.trading.clock import MarketClock
 from tradekernel_sdk.plugin import RegistrationKind
@@ -248,6 +249,18 @@ def build(
         )
         components.append(trading)
 
+    serving: ServingComponent | None = None
+    if config.serving.enabled:
+        # After trading, whose journal it restores from and writes to; before the data.
+        serving = ServingComponent(
+            config.serving,
+            bus,
+            journal=lambda: trading.journal if trading is not None else None,
+            books=market.book,
+            metrics=metrics.server if metrics is not None else None,
+        )
+        components.append(serving)
+
     order_entries: list[LiveOrderEntryComponent] = []
     if trading_keys and trading is None:
         index = next(i for i, live_config in enumerate(config.live) if live_config.trade)
@@ -323,6 +336,7 @@ def build(
             plugins=lambda: host,
             changes=lambda: trading.changes if trading is not None else None,
             model_dir=config.api.model_dir,
+            serving=lambda: serving.registry if serving is not None else None,
         )
         api = ApiServer(
             parts,

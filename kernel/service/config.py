@@ -19,6 +19,7 @@ from kernel.api.tls import TlsConfig, TlsError
 from kernel.live.component import LIVE_VENUES
 from kernel.live.order_entry import ORDER_ENTRY_VENUES
 from kernel.risk.config import RiskConfig, RiskConfigError, parse_risk_config
+from kernel.serving.config import ServingConfig, parse_serving_config
 from kernel.trading.runner import RunnerPolicy
 
 __all__ = [
@@ -216,6 +217,8 @@ class KernelConfig:
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     components: tuple[ComponentSpec, ...] = ()
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    """Models served with onnxruntime (``[serving]``, :mod:`kernel.serving.config`)."""
 
 
 def default_config() -> KernelConfig:
@@ -262,10 +265,16 @@ def parse_config(
     component_sections = reader.array_of_tables("components")
     risk_raw = reader.raw.get("risk", {})
     reader.used.add("risk")
+    serving_raw = reader.raw.get("serving")
+    reader.used.add("serving")
     reader.reject_unknown()
     try:
         risk = parse_risk_config(risk_raw, "risk")
     except RiskConfigError as error:
+        raise ConfigError(str(error)) from None
+    try:
+        serving = parse_serving_config(serving_raw, base)
+    except ValueError as error:
         raise ConfigError(str(error)) from None
     journal = JournalConfig(
         fsync=journal_section.choice("fsync", ("always", "batch", "never"), "batch"),
@@ -405,6 +414,7 @@ def parse_config(
         plugins=plugins,
         api=api,
         components=_components(component_sections, {spec.name for spec in strategies}, base),
+        serving=serving,
     )
     kernel.reject_unknown()
     return config

@@ -1,0 +1,101 @@
+"""Serving as a kernel component: the registry on the trading journal, one engine per model.
+
+At start the registry replays the journal's model changes (loads, promotions,
+shadows, canaries, rollbacks), so a restart serves what was served; a model
+with a configured ``version`` and no production version after that loads and
+promotes it (journaled like any promotion). Then each model's engine
+subscribes to the bus. It starts after trading (the journal is open) and
+before the replays and live feeds that bring data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kernel.bus import Bus
+from kernel.metrics import MetricsServer
+from kernel.serving.config import ServingConfig
+from kernel.serving.engine import BookLookup, ServingEngine
+from kernel.serving.registry import ModelRegistry, RegistryError
+
+__all__ = ["ServingComponent"]
+
+log = logging.getLogger(__name__)
+
+
+class ServingComponent:
+    """Build the registry and the engines when started; stop them when stopped."""
+
+    name = "serving"
+
+    def __init__(
+        self,
+        config: ServingConfig,
+        bus: Bus,
+        *,
+        journal: Callable[[], Any],
+        books: BookLookup,
+        metrics: MetricsServer | None = None,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.journal = journal
+        self.books = books
+        self.metrics = metrics
+        self.registry: ModelRegistry | None = None
+        self.engines: dict[str, ServingEngine] = {}
+        self.restored = 0
+
+    async def start(self) -> None:
+        """Restore the registry from the journal, load configured versions, start the engines."""
+        config = self.config
+        journal = self.journal()
+        registry = ModelRegistry(config.repository, journal, threads=config.threads)
+        if journal is not None:
+            records = [(record.kind, record.payload) for record in journal.records_since(0)]
+            self.restored = await registry.restore(records)
+        for model in config.models:
+            if not model.version or registry.route(model.name).production is not None:
+                continue
+            try:
+                await registry.load(model.name, model.version)
+                registry.promote(model.name, model.version)
+            except RegistryError as error:  # the kernel runs on; the model waits for an operator
+                log.error(
+                    "serving.models %s: version %s not served: %s", model.name, model.version, error
+                )
+        for model in config.models:
+            engine = ServingEngine(
+                self.bus,
+                registry,
+                model.name,
+                instruments=model.instruments or None,
+                books=self.books,
+                levels=config.levels,
+                batching=model.batching,
+                max_batch=model.max_batch,
+            )
+            engine.start()
+            self.engines[model.name] = engine
+        if self.metrics is not None:
+            registry.register_metrics(self.metrics.collector)
+        self.registry = registry
+        log.info(
+            "serving %s from %s (%d journaled changes restored)",
+            ", ".join(self.engines) or "no model",
+            config.repository,
+            self.restored,
+        )
+
+    async def stop(self) -> None:
+        """Score what is queued, unsubscribe, stop the loading thread."""
+        for engine in self.engines.values():
+            engine.stop()
+        if self.registry is not None:
+            self.registry.close()
+
+    def report(self) -> dict[str, Any]:
+        """Return each engine's counts and per-version figures."""
+        return {name: engine.report() for name, engine in self.engines.items()}
