@@ -1,10 +1,12 @@
 """The serving engine: model inputs built from bus events, scored in batches, answers on the bus.
 
 For each event of an instrument it serves, the engine updates that
-instrument's input (the window of its last book events, or its latest
-feature vector), asks the model's :class:`~kernel.serving.registry.Route`
-which version acts for the instrument, and queues the input for it, and for
-the shadow version when there is one. Queued inputs are scored once per loop
+instrument's input (the window of its last book events, or, for a model over
+streaming features, the feature vector the feature engine publishes on
+``features.<venue>.<symbol>`` after the event), asks the model's
+:class:`~kernel.serving.registry.Route` which version acts for the
+instrument, and queues the input for it, and for the shadow version when
+there is one. Queued inputs are scored once per loop
 iteration (or as soon as ``max_batch`` are waiting): every input due in the
 same tick goes to onnxruntime in one batch per version, which costs less
 than one call each. Without a running loop (a synchronous replay) or with
@@ -31,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kernel.bus import DEFAULT_PRIORITY, Bus
+from kernel.features.engine import FeatureVector
 from kernel.serving.registry import ModelRegistry, VersionState
 from kernel.serving.spec import BOOK_COLUMNS_PER_LEVEL
 from tradekernel_sdk.features import ReplayBook
@@ -113,10 +116,12 @@ class ServingStats:
 
     events: int = 0
     """Book events of served instruments."""
+    feature_updates: int = 0
+    """Feature vectors of served instruments (what feature models are scored on)."""
     scored: int = 0
     """Events given to the acting version (the rest were warming up or had no version)."""
     warming: int = 0
-    """Events before the instrument's window was full."""
+    """Events before the instrument's window was full (or its features were all defined)."""
     unserved: int = 0
     """Events while the model had no acting version."""
     predictions: int = 0
@@ -189,7 +194,9 @@ class ServingEngine:
             ("data.snapshot.*.*", self._on_book),
             ("data.book.*.*", self._on_book),
             ("data.status.*.*", self._on_status),
+            ("features.*.*", self._on_features),
         ]
+        self._column_maps: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int] | None] = {}
         self._started = False
 
     def start(self) -> None:
@@ -253,6 +260,8 @@ class ServingEngine:
         if acting is None:
             stats.unserved += 1
             return
+        if acting.model.spec.input.source != "book":
+            return  # scored on the feature vector this event produces
         pending = self._input(entry, acting, update.ts_recv)
         if pending is None:
             stats.warming += 1
@@ -266,6 +275,54 @@ class ServingEngine:
                 shadowed.shadow_of = pending
                 self._queue.append(shadowed)
         self._due()
+
+    def _on_features(self, vector: FeatureVector) -> None:
+        entry = self._entry(vector.venue, vector.symbol)
+        if entry is None:
+            return
+        route = self.registry.route(self.model)
+        acting = route.acting(entry.label)
+        if acting is None or acting.model.spec.input.source != "features":
+            return
+        stats = self.stats
+        stats.feature_updates += 1
+        pending = self._feature_input(entry, acting, vector)
+        if pending is None:
+            stats.warming += 1
+            return
+        stats.scored += 1
+        self._queue.append(pending)
+        shadow = route.shadow
+        if shadow is not None and shadow is not acting:
+            shadowed = self._feature_input(entry, shadow, vector)
+            if shadowed is not None:
+                shadowed.shadow_of = pending
+                self._queue.append(shadowed)
+        self._due()
+
+    def _feature_input(
+        self, entry: _Instrument, state: VersionState, vector: FeatureVector
+    ) -> _Pending | None:
+        spec = state.model.spec.input
+        if spec.source != "features":
+            return None
+        key = (vector.columns, spec.columns)
+        if key not in self._column_maps:
+            where = {column: index for index, column in enumerate(vector.columns)}
+            missing = [column for column in spec.columns if column not in where]
+            self._column_maps[key] = None if missing else [where[c] for c in spec.columns]
+            if missing:
+                self._fail(state, 0, f"reads features the engine does not compute: {missing}")
+        indices = self._column_maps[key]
+        if indices is None:
+            return None
+        floats = vector.floats()
+        values = [floats[index] for index in indices]
+        if any(math.isnan(value) for value in values):
+            return None  # a feature not defined yet (a window filling, an empty side)
+        return _Pending(
+            entry, state, spec.normalise_features(values), vector.ts_recv, vector.update
+        )
 
     def _input(self, entry: _Instrument, state: VersionState, ts_recv: int) -> _Pending | None:
         spec = state.model.spec.input
@@ -346,7 +403,7 @@ class ServingEngine:
     def _fail(self, state: VersionState, count: int, reason: str) -> None:
         state.metrics.errors += count
         self.stats.failed += count
-        if state.metrics.errors <= count:  # the first failure of a version is logged, then counted
+        if state.metrics.errors <= count:  # a version's first failure is logged, then counted
             log.error("model %s:%s %s", state.name, state.version, reason)
 
     def _publish(self, pending: _Pending) -> None:

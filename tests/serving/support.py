@@ -215,3 +215,82 @@ class ReferenceRows:
     def window(self, key: tuple[str, str], event: int, window: int) -> npt.NDArray[np.int64]:
         """Return the ``window`` rows ending at event number ``event`` (1-based)."""
         return np.asarray(self.rows[key][event - window : event], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------
+# Feature models: a linear layer and a softmax over streaming feature columns
+
+FEATURE_COLUMNS: Final = (
+    "book_imbalance.imbalance_1",
+    "book_imbalance.imbalance_5",
+    "spread.relative_spread",
+    "ofi.ofi",
+)
+
+
+def feature_scaling() -> dict[str, list[float]]:
+    """Return z-score statistics of the feature columns, roughly their scale on BTCUSDT."""
+    return {"mean": [0.0, 0.0, 0.0001, 0.0], "std": [0.5, 0.5, 0.0001, 2.0]}
+
+
+def feature_weights(seed: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Return the linear layer of feature version ``seed``."""
+    generator = np.random.default_rng(1_000 + seed)
+    weights = generator.normal(size=(len(FEATURE_COLUMNS), len(CLASSES))).astype(np.float32)
+    return weights, generator.normal(0.0, 0.5, size=len(CLASSES)).astype(np.float32)
+
+
+def write_feature_version(root: Path, name: str, version: str) -> Path:
+    """Write a version reading ``FEATURE_COLUMNS`` from the streaming features."""
+    weights, bias = feature_weights(int(version))
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "weights"], ["scores"]),
+            helper.make_node("Add", ["scores", "bias"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], [OUTPUTS[0]], axis=1),
+        ],
+        f"feature_model_{version}",
+        [
+            helper.make_tensor_value_info(
+                "features", TensorProto.FLOAT, ["batch", len(FEATURE_COLUMNS)]
+            )
+        ],
+        [helper.make_tensor_value_info(OUTPUTS[0], TensorProto.FLOAT, ["batch", 3])],
+        initializer=[
+            numpy_helper.from_array(weights, "weights"),
+            numpy_helper.from_array(bias, "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder = root / name / version
+    folder.mkdir(parents=True)
+    data = model.SerializeToString()
+    (folder / "model.onnx").write_bytes(data)
+    metadata = {
+        "name": name,
+        "version": version,
+        "model_sha256": hashlib.sha256(data).hexdigest(),
+        "input": {
+            "name": "features",
+            "source": "features",
+            "dtype": "float32",
+            "shape": [None, len(FEATURE_COLUMNS)],
+            "columns": list(FEATURE_COLUMNS),
+            "normalisation": feature_scaling(),
+        },
+        "outputs": [{"name": OUTPUTS[0], "shape": [None, 3], "classes": list(CLASSES)}],
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+def feature_reference(version: int, values: list[float]) -> npt.NDArray[np.float64]:
+    """Recompute a feature version's answer from the raw feature values."""
+    scaling = feature_scaling()
+    row = (np.asarray(values) - np.asarray(scaling["mean"])) / np.asarray(scaling["std"])
+    weights, bias = feature_weights(version)
+    logits = row.astype(np.float32).astype(np.float64) @ weights.astype(np.float64) + bias
+    exponent = np.exp(logits - logits.max())
+    return np.asarray(exponent / exponent.sum())

@@ -43,11 +43,20 @@ class Served:
         self.predictions: list[Prediction] = []
         self.bus.subscribe("model.prediction.>", self.predictions.append)
 
-    async def replay(self, frames: list[RawFrame], yield_every: int = 25) -> None:
-        """Feed ``frames``, letting the loop run (batches, loads, swaps) every ``yield_every``."""
+    async def replay(
+        self, frames: list[RawFrame], yield_every: int = 25, loading: asyncio.Event | None = None
+    ) -> None:
+        """Feed ``frames``, letting the loop run (batches, loads, swaps) every ``yield_every``.
+
+        While ``loading`` is set the feed slows to one frame per millisecond, as
+        a live feed would: events keep flowing during a load, but a slow load
+        on a busy machine cannot outlast the recording.
+        """
         for number, frame in enumerate(frames, 1):
             self.feed.on_frame(frame)
-            if number % yield_every == 0:
+            if loading is not None and loading.is_set():
+                await asyncio.sleep(0.001)
+            elif number % yield_every == 0:
                 await asyncio.sleep(0)
         await asyncio.sleep(0)
         self.engine.flush()
@@ -80,18 +89,26 @@ def test_twenty_swaps_during_a_real_replay_lose_no_event_and_fail_no_inference(
         await registry.load("direction", "1")
         registry.promote("direction", "1")
 
+        loading = asyncio.Event()
+
         async def swap_while_replaying() -> None:
             for version in range(2, SWAPS + 2):
                 target = len(served.predictions) + 50  # let each version answer for a while
                 while len(served.predictions) < target:
                     await asyncio.sleep(0)
+                loading.set()
+                answered_before = len(served.predictions)
                 await registry.load("direction", str(version))  # in a worker thread
+                loading.clear()
                 registry.promote("direction", str(version))
+                loads_overlapped.append(len(served.predictions) - answered_before)
 
+        loads_overlapped: list[int] = []
         swapping = asyncio.create_task(swap_while_replaying())
-        await served.replay(frames)
+        await served.replay(frames, loading=loading)
         assert swapping.done(), "the replay ended before the twentieth swap"
         await swapping
+        assert sum(loads_overlapped) > 0, "no answer was served while a version was loading"
         return served
 
     served = asyncio.run(main())
