@@ -15,6 +15,7 @@ import mmap
 import operator
 import os
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -384,7 +385,11 @@ class Journal:
         :meth:`sync`). A process crash loses the records still buffered
         (``last_sequence - written_sequence``); a machine crash loses what was
         not yet fsynced (after ``durable_sequence``). :meth:`sync` makes all
-        appended records durable.
+        appended records durable. With ``background_sync`` a due batch is
+        written by the append that makes it due, and fsynced by a thread of
+        the journal's own (group commit): the caller never waits on the disk,
+        ``durable_sequence`` follows a moment later, and a failed fsync makes
+        the next call raise.
     ``"never"``
         :meth:`append` writes the record to the OS before it returns, never
         fsyncs unless asked (:meth:`sync`). Acknowledged records survive a
@@ -395,7 +400,7 @@ class Journal:
     batch being written) in the journal although it was never acknowledged,
     whole or torn; reopening cuts a torn tail off. After an fsync fails
     the journal refuses further use, since the OS may have dropped the data.
-    Not thread-safe.
+    Not thread-safe: one thread appends (the background fsync thread is internal).
     """
 
     def __init__(
@@ -406,6 +411,7 @@ class Journal:
         batch_records: int = 256,
         batch_interval_ms: float = 5.0,
         clock: Callable[[], int] = time.monotonic_ns,
+        background_sync: bool = False,
     ) -> None:
         if fsync not in _POLICIES:
             raise ValueError(f"unknown fsync policy {fsync!r}; expected one of {_POLICIES}")
@@ -431,6 +437,8 @@ class Journal:
         self._durable_sequence = 0
         # None while usable; else why not: "closed", or a failure that leaves the file in doubt.
         self._unusable: str | None = None
+        self._durable_lock = threading.Lock()
+        self._syncer = _BackgroundSync(self) if background_sync and self._batch else None
         self._fd = self._open()
         self._end = os.lseek(self._fd, 0, os.SEEK_END)
 
@@ -443,6 +451,7 @@ class Journal:
         batch_records: int = 256,
         batch_interval_ms: float = 5.0,
         clock: Callable[[], int] = time.monotonic_ns,
+        background_sync: bool = False,
     ) -> Self:
         """Open (or create) the journal at ``path`` for appending; see :class:`Journal`.
 
@@ -454,6 +463,7 @@ class Journal:
             batch_records=batch_records,
             batch_interval_ms=batch_interval_ms,
             clock=clock,
+            background_sync=background_sync,
         )
 
     def _open(self) -> int:
@@ -573,7 +583,12 @@ class Journal:
                 self._pending >= self.batch_records
                 or self._clock() - self._batch_started >= self._interval_ns
             ):
-                self._commit(mark, sync=True)
+                syncer = self._syncer
+                if syncer is None:
+                    self._commit(mark, sync=True)
+                else:
+                    self._commit(mark, sync=False)
+                    syncer.request(self._written_sequence)
         else:
             self._commit(mark, sync=self._sync_each)
         return sequence
@@ -615,7 +630,10 @@ class Journal:
         self._pending = 0
         self._written_sequence = self._last_sequence
 
-    def _fsync(self) -> None:
+    def _fsync(self, upto: int | None = None) -> None:
+        """fsync the file; records up to ``upto`` (default: all written) are then durable."""
+        if upto is None:
+            upto = self._written_sequence
         try:
             os.fsync(self._fd)
         except OSError as exc:
@@ -623,7 +641,9 @@ class Journal:
             # a retry can report success: nothing written since can be trusted.
             self._unusable = f"fsync failed ({exc})"
             raise JournalError(f"{self.path}: fsync failed; the journal is unusable") from exc
-        self._durable_sequence = self._written_sequence
+        # The background thread and sync() may both fsync: durability only grows.
+        with self._durable_lock:
+            self._durable_sequence = max(self._durable_sequence, upto)
 
     def _refuse(self) -> None:
         if self._unusable == "closed":
@@ -697,6 +717,8 @@ class Journal:
         """
         if self._unusable == "closed":
             return
+        if self._syncer is not None:
+            self._syncer.stop()  # before the fd closes under its fsync
         try:
             if self._unusable is None:
                 self._write_buffer()
@@ -728,3 +750,52 @@ class Journal:
             f"Journal({str(self.path)!r}, fsync={self.fsync!r}, "
             f"last_sequence={self._last_sequence}, durable_sequence={self._durable_sequence})"
         )
+
+
+class _BackgroundSync:
+    """One thread that fsyncs a batch journal's written records, off the caller's path.
+
+    Requests coalesce: while an fsync runs, later requests wait and are served
+    by the next one, which covers every record written before it starts.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._wanted = 0
+        self._stopping = False
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def request(self, upto: int) -> None:
+        """Ask for records up to ``upto`` to be made durable."""
+        with self._condition:
+            self._wanted = max(self._wanted, upto)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"journal-sync:{self._journal.path.name}", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+
+    def stop(self) -> None:
+        """Finish the fsync in progress, if any, and end the thread."""
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        journal = self._journal
+        while True:
+            with self._condition:
+                while not self._stopping and self._wanted <= journal.durable_sequence:
+                    self._condition.wait()
+                if self._stopping:
+                    return
+                upto = self._wanted
+            try:
+                journal._fsync(upto)
+            except JournalError:
+                log.exception("%s: background fsync failed", journal.path)
+                return

@@ -242,6 +242,7 @@ class TradingComponent:
             fsync=journal_config.fsync,  # type: ignore[arg-type]
             batch_records=journal_config.batch_records,
             batch_interval_ms=journal_config.batch_interval_ms,
+            background_sync=journal_config.background_sync,
         )
         self.context = TradingContext(market=self.market, venues=self.venues)
         self.risk = RiskEngine(

@@ -109,6 +109,8 @@ class JournalConfig:
     fsync: str = "batch"
     batch_records: int = 256
     batch_interval_ms: float = 5.0
+    background_sync: bool = True
+    """With ``batch``: due batches are fsynced by a journal thread, never on the order's path."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,7 @@ def parse_config(
         batch_interval_ms=journal_section.number(
             "batch_interval_ms", 5.0, minimum=0.0, maximum=60_000.0
         ),
+        background_sync=journal_section.boolean("background_sync", True),
     )
     journal_section.reject_unknown()
     runner = RunnerPolicy(

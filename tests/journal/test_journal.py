@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -622,3 +623,64 @@ def test_a_writer_in_another_process_is_refused(tmp_path: Path) -> None:
         )
     assert result.returncode == 3, result.stderr
     assert "already open for writing" in result.stdout
+
+
+def test_background_sync_makes_due_batches_durable_off_the_appenders_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.tkj"
+    Journal.open(path).close()
+    appender = threading.get_ident()
+    synced_on: list[int] = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        synced_on.append(threading.get_ident())
+        time.sleep(0.05)  # a slow disk: the appender must not wait for it
+        real_fsync(fd)
+
+    journal = Journal.open(path, fsync="batch", batch_records=4, background_sync=True)
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    started = time.perf_counter()
+    for _ in range(4):
+        journal.append("k", "x")
+    assert time.perf_counter() - started < 0.04  # the due batch was written, not waited on
+    assert journal.written_sequence == 4
+    assert len(list(replay(path))) == 4  # in the file (a process crash keeps it) at once
+    deadline = time.monotonic() + 5
+    while journal.durable_sequence < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert journal.durable_sequence == 4
+    assert synced_on and appender not in synced_on
+    for _ in range(2):
+        journal.append("k", "x")
+    journal.close()  # stops the thread, then syncs the rest on the caller's thread
+    assert journal.durable_sequence == 6
+    assert synced_on[-1] == appender
+    assert len(list(replay(path))) == 6
+
+
+def test_a_failed_background_fsync_makes_the_next_append_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.tkj"
+    journal = Journal.open(path, fsync="batch", batch_records=2, background_sync=True)
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    journal.append("k", "x")
+    journal.append("k", "x")  # due: written, and the fsync fails in the background
+    deadline = time.monotonic() + 5
+    while journal.durable_sequence == 0 and time.monotonic() < deadline:
+        try:
+            journal.append("k", "x")
+        except JournalError as error:
+            assert "fsync failed" in str(error)
+            break
+        time.sleep(0.005)
+    else:
+        raise AssertionError("the failed fsync was never reported")
+    assert journal.durable_sequence == 0
+    journal.close()
