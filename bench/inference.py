@@ -24,6 +24,7 @@ import gc
 import json
 import logging
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -34,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import Context, fmt_ns, have, median, note, percentile, table
-from kernel.serving import ModelRegistry
+from kernel.serving import ModelRegistry, VersionFiles, open_version
+from kernel.serving.registry import LoadingWindow, background_priority
 from kernel.serving.spec import book_column_names
 
 NAME = "inference"
@@ -203,6 +205,53 @@ def run(ctx: Context) -> dict[str, Any]:
             ["batch", "p50 per call", "p50 per input", "gain per input"],
             rows,
         )
+
+        # Latency while versions load in a worker thread and promotions switch the route,
+        # against the same calls with nothing else going on; each call reads the route,
+        # as the serving engine does.
+        stop = threading.Event()
+
+        def keep_loading() -> None:
+            background_priority()  # as the registry's loading thread does
+            folder = root / "deeplob" / "2"
+            files = VersionFiles(folder / "model.onnx", folder / "metadata.json")
+            while not stop.is_set():
+                open_version("deeplob", "2", files, "")
+
+        def routed(inputs: npt.NDArray[np.float32]) -> Any:
+            production = registry.route("deeplob").production
+            assert production is not None
+            return production.model.predict(inputs)
+
+        steady_runs, swapping_runs = [], []
+        for _ in range(ctx.runs):
+            steady_runs.append(_timed(routed, singles))
+            loader = threading.Thread(target=keep_loading)
+            costs = []
+            with LoadingWindow():  # what the registry does around each load
+                loader.start()
+                for start in range(0, len(singles), 100):
+                    registry.promote("deeplob", "2" if start % 200 == 0 else "1")
+                    costs += _timed(routed, singles[start : start + 100])
+                stop.set()
+                loader.join()
+            stop.clear()
+            swapping_runs.append(costs)
+        steady, swapping = _median_run(steady_runs), _median_run(swapping_runs)
+        figures["during_swaps"] = {
+            "steady": steady,
+            "loading_and_promoting": swapping,
+            "p99_ratio": swapping["p99_ns"] / steady["p99_ns"],
+        }
+        table(
+            "onnxruntime at batch 1 while versions load (worker thread) and promotions switch",
+            ["", "p50", "p99"],
+            [
+                ["steady", fmt_ns(steady["p50_ns"]), fmt_ns(steady["p99_ns"])],
+                ["during swaps", fmt_ns(swapping["p50_ns"]), fmt_ns(swapping["p99_ns"])],
+            ],
+        )
+        print(f"  p99 during swaps / steady: {figures['during_swaps']['p99_ratio']:.2f}x")
 
         promotions = []
         for turn in range(200):
