@@ -124,6 +124,8 @@ class ServingStats:
     """Events before the instrument's window was full (or its features were all defined)."""
     unserved: int = 0
     """Events while the model had no acting version."""
+    standing_by: int = 0
+    """Events while another answerer (an out-of-process version) was answering."""
     predictions: int = 0
     """Answers published."""
     failed: int = 0
@@ -162,6 +164,9 @@ class ServingEngine:
     ``instruments`` limits it to those ``(venue, symbol)`` pairs; ``books``
     reads the feeds' live books (without it the engine rebuilds each book
     from the events it sees); ``levels`` is the deepest book a version may ask for.
+    ``answering`` (when given) says whether the engine answers now: while it
+    returns False the windows keep filling and nothing is scored, so an engine
+    standing by for an out-of-process version can take over at the next event.
     """
 
     def __init__(
@@ -175,6 +180,7 @@ class ServingEngine:
         levels: int = 10,
         batching: bool = True,
         max_batch: int = 64,
+        answering: Callable[[], bool] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch: at least 1, got {max_batch}")
@@ -186,6 +192,7 @@ class ServingEngine:
         self.levels = levels
         self.batching = batching
         self.max_batch = max_batch
+        self.answering = answering
         self.stats = ServingStats()
         self._instruments: dict[tuple[str, str], _Instrument] = {}
         self._queue: list[_Pending] = []
@@ -260,6 +267,9 @@ class ServingEngine:
         if acting is None:
             stats.unserved += 1
             return
+        if self.answering is not None and not self.answering():
+            stats.standing_by += 1
+            return
         if acting.model.spec.input.source != "book":
             return  # scored on the feature vector this event produces
         pending = self._input(entry, acting, update.ts_recv)
@@ -283,6 +293,8 @@ class ServingEngine:
         route = self.registry.route(self.model)
         acting = route.acting(entry.label)
         if acting is None or acting.model.spec.input.source != "features":
+            return
+        if self.answering is not None and not self.answering():
             return
         stats = self.stats
         stats.feature_updates += 1

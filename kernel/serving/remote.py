@@ -17,6 +17,14 @@ component in shadow is compared with the acting one event by event
 (agreement), and never published. Switching is one call, so a version is
 replaced by starting the new component, shadowing it, then promoting it,
 while the kernel keeps running.
+
+When the acting component goes down (its process killed, its link lost),
+:meth:`ComponentModels.in_process_answers` turns true: an in-process
+:class:`~kernel.serving.engine.ServingEngine` built with
+``answering=models.in_process_answers`` takes over from the next event with
+the registry's production version, and hands back when the component is up
+again. Each switch is logged with the reason. Events the component had
+received but not answered when it died are not answered.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kernel.bus import Bus
+from kernel.components.link import ComponentState
 from kernel.serving.engine import BookWindow
 from kernel.serving.session import OnnxVersion, VersionFiles, open_version
 from tradekernel_sdk.predictions import Prediction, prediction_topic
@@ -142,12 +151,41 @@ class ComponentModels:
         self._partial: dict[tuple[str, str, str, int], _Answer] = {}
         self._complete: dict[str, dict[tuple[str, str, int], int]] = {}
         self._events: dict[tuple[str, str, str], int] = {}
+        self._links: dict[str, Any] = {}
+        self._falling_back = False
+        self.fallbacks = 0
+        """How many times the in-process version took over from a component."""
 
-    def add(self, version: str, component: str) -> None:
-        """Listen to ``component`` as ``version``; it starts neither acting nor in shadow."""
+    def in_process_answers(self) -> bool:
+        """Return whether the in-process version answers now: no acting component is up."""
+        acting = self.acting
+        link = self._links.get(acting) if acting is not None else None
+        down = acting is None or (link is not None and link.state is not ComponentState.UP)
+        if down != self._falling_back:
+            self._falling_back = down
+            if down:
+                self.fallbacks += 1
+                reason = link.down_reason if link is not None else "no component acts"
+                log.error(
+                    "model %s: component version %s is down (%s); the in-process version answers",
+                    self.model,
+                    acting,
+                    reason or "not up",
+                )
+            else:
+                log.warning("model %s: component version %s answers again", self.model, acting)
+        return down
+
+    def add(self, version: str, component: str, link: Any = None) -> None:
+        """Listen to ``component`` as ``version``; it starts neither acting nor in shadow.
+
+        ``link`` is the kernel's :class:`~kernel.components.ComponentLink` to it,
+        whose state says whether it is up (without one it is taken as up).
+        """
         if version in self.versions:
             raise ValueError(f"version {version!r} is already served by a component")
         self.versions[version] = ComponentVersionStats(component)
+        self._links[version] = link
         self._complete[version] = {}
 
         def on_output(message: Any) -> None:

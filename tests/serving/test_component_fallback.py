@@ -1,0 +1,129 @@
+"""A component model killed mid-stream: the in-process version answers from the next event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.support import CLASSES, bundled_frames, write_book_version
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components"))
+from component_harness import link_to
+from trading_stack import TradingStack
+
+from kernel.components.link import ComponentState
+from kernel.service.config import ComponentSpec
+from kernel.serving import ModelRegistry, ServingEngine
+from kernel.serving.remote import ComponentModels
+from tradekernel_sdk.predictions import Prediction
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_component(tmp_path: Path, folder: Path) -> tuple[subprocess.Popen[str], str]:
+    """Serve ``folder``'s version as a component in its own process; return it and its address."""
+    script = tmp_path / "serve_model.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        from kernel.serving.remote import ModelComponent
+        from tradekernel_sdk.remote import serve
+
+        serve(
+            ModelComponent({str(folder)!r}, [("binance", "BTCUSDT")]),
+            ready=lambda address: print("listening", address, flush=True),
+        )
+        """)
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening "), line
+    return process, line.split()[1]
+
+
+def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "models"
+    write_book_version(root, "direction", "1")
+    write_book_version(root, "direction", "2")
+    stack = TradingStack(tmp_path / "journal.tkj")
+    registry = ModelRegistry(root)
+    models = ComponentModels(stack.bus, "direction", CLASSES)
+    engine = ServingEngine(
+        stack.bus,
+        registry,
+        "direction",
+        instruments=[("binance", "BTCUSDT")],
+        books=stack.market.book,
+        batching=False,
+        answering=models.in_process_answers,
+    )
+    engine.start()
+    answers: list[Prediction] = []
+    stack.bus.subscribe("model.prediction.binance.BTCUSDT", answers.append)
+    frames = bundled_frames(10_000)
+    unanswerable = 0  # BTCUSDT events after the kill while the link still believed it up
+
+    def count_unanswerable(update: Any) -> None:
+        nonlocal unanswerable
+        if killed and link.state is ComponentState.UP and update.symbol == "BTCUSDT":
+            unanswerable += 1
+
+    killed = False
+    stack.bus.subscribe("data.book.binance.BTCUSDT", count_unanswerable)
+    process, address = start_component(tmp_path, root / "direction" / "2")
+    link = link_to(stack, ComponentSpec(name="direction_v2", endpoint=address))
+
+    async def main() -> None:
+        nonlocal killed
+        await registry.load("direction", "1")
+        registry.promote("direction", "1")
+        link.start()
+        await link.wait_up(10)
+        models.add("2", "direction_v2", link)
+        models.promote("2")
+        for frame in frames[:5_000]:
+            stack.feed.on_frame(frame)
+            await link.settle()
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        killed = True
+        for number, frame in enumerate(frames[5_000:]):
+            stack.feed.on_frame(frame)
+            if number % 10 == 0:
+                await asyncio.sleep(0.001)
+        await link.stop()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(main())
+    registry.close()
+    stack.close()
+
+    versions = [answer.version for answer in answers]
+    handover = versions.index("1")
+    assert set(versions[:handover]) == {"2"} and set(versions[handover:]) == {"1"}
+    assert models.fallbacks == 1
+    assert link.state is not ComponentState.UP
+    stats = engine.stats
+    assert stats.events == stats.standing_by + stats.scored + stats.warming
+    assert stats.scored == versions.count("1") > 100
+    # Every event was answered by one of the two, except those the dead component was sent.
+    first_window = 5 - 1  # the component answers from its fifth event on
+    book_events = len(answers) + unanswerable + first_window
+    assert stats.events == book_events
+    assert unanswerable < 50
+    assert any(
+        "is down" in record.message and "the in-process version answers" in record.message
+        for record in caplog.records
+    )
