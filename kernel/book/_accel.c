@@ -1,21 +1,26 @@
 /*
- * Compiled versions of the two hottest loops of the market-data path.
+ * Compiled versions of the hottest loops of the market-data path.
  *
  * fixed_levels: a depth frame's [["price", "size"], ...] lists to (price, size)
  *   int tuples at fixed precision. Only plain ASCII decimals that fit in 64 bits
  *   are converted here; for anything else (a sign, another shape, too many
  *   digits, a non-zero digit past the precision) it returns None and the caller
  *   converts the whole list in Python, which also raises the exact errors.
+ * depth_frame: a whole Binance depth-diff frame, bytes to ids and converted
+ *   levels in one pass, for frames in exactly the layout the venue sends
+ *   (None for anything else: the caller parses it with orjson).
  * apply_side: one side of L2Book.apply (dict writes, heappush of new prices).
  * top_levels: the (price, size) of the `depth` best live prices of a
  *   lazily-deleted heap, as kernel.book.accel.python_top_levels finds them.
  *
  * kernel/book/accel.py chooses between these and the pure-Python reference;
- * tests/book/test_accel.py checks that both give identical results.
+ * tests/book/test_accel.py and tests/book/test_depth_frame.py check that both
+ * give identical results.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <limits.h>
+#include <string.h>
 
 #define MAX_PRECISION 18
 
@@ -42,27 +47,14 @@ static const long long POWERS_OF_TEN[MAX_PRECISION + 1] = {
 };
 
 /*
- * Set *out to `text` scaled by 10**precision and return 1 when `text` is
- * unsigned ASCII digits with an optional fraction, its value fits in a signed
- * 64-bit integer and no non-zero digit lies past the precision. Return 0 when
- * the Python converter has to decide.
+ * Set *out to the `length` bytes at `chars` scaled by 10**precision and return
+ * 1 when they are unsigned ASCII digits with an optional fraction, the value
+ * fits in a signed 64-bit integer and no non-zero digit lies past the
+ * precision. Return 0 when the Python converter has to decide.
  */
 static int
-plain_to_fixed(PyObject *text, int precision, long long *out)
+chars_to_fixed(const char *chars, Py_ssize_t length, int precision, long long *out)
 {
-    if (!PyUnicode_CheckExact(text)) {
-        return 0;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (!PyUnicode_IS_READY(text)) {
-        return 0; /* a legacy string: let the Python converter read it */
-    }
-#endif
-    if (!PyUnicode_IS_ASCII(text)) {
-        return 0;
-    }
-    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    const char *chars = (const char *)PyUnicode_1BYTE_DATA(text);
     const long long limit = (LLONG_MAX - 9) / 10;
     long long value = 0;
     Py_ssize_t at = 0;
@@ -106,6 +98,25 @@ plain_to_fixed(PyObject *text, int precision, long long *out)
     }
     *out = value * scale;
     return 1;
+}
+
+/* chars_to_fixed for a str object; 0 for anything but an ASCII str. */
+static int
+plain_to_fixed(PyObject *text, int precision, long long *out)
+{
+    if (!PyUnicode_CheckExact(text)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyUnicode_IS_READY(text)) {
+        return 0; /* a legacy string: let the Python converter read it */
+    }
+#endif
+    if (!PyUnicode_IS_ASCII(text)) {
+        return 0;
+    }
+    return chars_to_fixed(
+        (const char *)PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text), precision, out);
 }
 
 static int
@@ -172,6 +183,253 @@ fixed_levels(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyList_SET_ITEM(levels, index, level);
     }
     return levels;
+}
+
+/*
+ * depth_frame: one pass over a combined-stream depth diff in exactly the layout
+ * Binance sends it,
+ *
+ *   {"stream":"<name>","data":{"e":"depthUpdate","E":<int>[,"T":<int>],"s":"<text>",
+ *    "U":<int>,"u":<int>[,"pu":<int>],"b":[["<price>","<size>"],...],"a":[...]}}
+ *
+ * with no whitespace, no escapes, integers of at most 18 digits (no sign, no
+ * leading zero) and prices and sizes as chars_to_fixed takes them. Anything
+ * else, or a stream missing from `precisions`, gives None: the caller then
+ * parses the frame with orjson, which yields the same values and errors.
+ */
+typedef struct {
+    const char *at;
+    const char *end;
+} Cursor;
+
+/* Step over `literal` when the input continues with it. */
+static int
+take(Cursor *cursor, const char *literal, Py_ssize_t length)
+{
+    if (cursor->end - cursor->at < length || memcmp(cursor->at, literal, (size_t)length) != 0) {
+        return 0;
+    }
+    cursor->at += length;
+    return 1;
+}
+
+#define TAKE(cursor, literal) take((cursor), (literal), (Py_ssize_t)(sizeof(literal) - 1))
+
+/* A string body up to its closing quote: printable ASCII, no backslash. */
+static int
+take_text(Cursor *cursor, const char **start, Py_ssize_t *length)
+{
+    const char *at = cursor->at;
+    for (; at < cursor->end && *at != '"'; at++) {
+        const unsigned char byte = (unsigned char)*at;
+        if (byte < 0x20 || byte > 0x7e || byte == '\\') {
+            return 0;
+        }
+    }
+    if (at == cursor->end) {
+        return 0;
+    }
+    *start = cursor->at;
+    *length = at - cursor->at;
+    cursor->at = at + 1;
+    return 1;
+}
+
+/* A JSON integer: "0" or up to 18 digits not starting with 0. A digit after a
+   leading 0 is left for the next literal to refuse. */
+static int
+take_int(Cursor *cursor, long long *value)
+{
+    const char *at = cursor->at;
+    long long result = 0;
+    int digits = 0;
+    if (at < cursor->end && *at == '0') {
+        at++;
+    }
+    else {
+        for (; at < cursor->end && *at >= '0' && *at <= '9'; at++) {
+            if (++digits > MAX_PRECISION) {
+                return 0;
+            }
+            result = result * 10 + (*at - '0');
+        }
+        if (!digits) {
+            return 0;
+        }
+    }
+    *value = result;
+    cursor->at = at;
+    return 1;
+}
+
+/* A quoted price or size, converted: 1, or 0 when chars_to_fixed declines it. */
+static int
+take_fixed(Cursor *cursor, int precision, long long *value)
+{
+    if (!TAKE(cursor, "\"")) {
+        return 0;
+    }
+    const char *quote = memchr(cursor->at, '"', (size_t)(cursor->end - cursor->at));
+    if (quote == NULL || !chars_to_fixed(cursor->at, quote - cursor->at, precision, value)) {
+        return 0;
+    }
+    cursor->at = quote + 1;
+    return 1;
+}
+
+/* [["price","size"],...] to a list of (price, size) tuples: 1 with *out set,
+   0 when declined, -1 on error. */
+static int
+take_levels(Cursor *cursor, int price_precision, int size_precision, PyObject **out)
+{
+    if (!TAKE(cursor, "[")) {
+        return 0;
+    }
+    PyObject *levels = PyList_New(0);
+    if (levels == NULL) {
+        return -1;
+    }
+    if (!TAKE(cursor, "]")) {
+        do {
+            long long price, size;
+            if (!TAKE(cursor, "[") || !take_fixed(cursor, price_precision, &price) ||
+                !TAKE(cursor, ",") || !take_fixed(cursor, size_precision, &size) ||
+                !TAKE(cursor, "]")) {
+                Py_DECREF(levels);
+                return 0;
+            }
+            PyObject *level = PyTuple_New(2);
+            PyObject *price_int = level == NULL ? NULL : PyLong_FromLongLong(price);
+            PyObject *size_int = price_int == NULL ? NULL : PyLong_FromLongLong(size);
+            if (size_int == NULL) {
+                Py_XDECREF(price_int);
+                Py_XDECREF(level);
+                Py_DECREF(levels);
+                return -1;
+            }
+            PyTuple_SET_ITEM(level, 0, price_int);
+            PyTuple_SET_ITEM(level, 1, size_int);
+            const int appended = PyList_Append(levels, level);
+            Py_DECREF(level);
+            if (appended < 0) {
+                Py_DECREF(levels);
+                return -1;
+            }
+        } while (TAKE(cursor, ","));
+        if (!TAKE(cursor, "]")) {
+            Py_DECREF(levels);
+            return 0;
+        }
+    }
+    *out = levels;
+    return 1;
+}
+
+/* A (price_precision, size_precision) pair both within MAX_PRECISION: 1, else 0. */
+static int
+read_pair(PyObject *pair, int *price_precision, int *size_precision)
+{
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(pair, 0)) ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(pair, 1))) {
+        return 0;
+    }
+    int overflow = 0;
+    const long price = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(pair, 0), &overflow);
+    const long size = overflow ? -1 : PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(pair, 1), &overflow);
+    if (overflow || price < 0 || price > MAX_PRECISION || size < 0 || size > MAX_PRECISION) {
+        return 0;
+    }
+    *price_precision = (int)price;
+    *size_precision = (int)size;
+    return 1;
+}
+
+/*
+ * depth_frame(payload, precisions) -> (stream, E, U, u, pu or None, bids, asks),
+ * or None. `precisions` maps a stream name to the (price, size) precisions of
+ * its instrument.
+ */
+static PyObject *
+depth_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "depth_frame(payload, precisions)");
+        return NULL;
+    }
+    PyObject *payload = args[0];
+    PyObject *precisions = args[1];
+    if (!PyBytes_CheckExact(payload) || !PyDict_CheckExact(precisions)) {
+        Py_RETURN_NONE;
+    }
+    Cursor cursor = {PyBytes_AS_STRING(payload),
+                     PyBytes_AS_STRING(payload) + PyBytes_GET_SIZE(payload)};
+    const char *name, *symbol;
+    Py_ssize_t name_length, symbol_length;
+    long long event_time, trade_time, first_id, last_id, previous_id = 0;
+    int has_previous = 0;
+    if (!TAKE(&cursor, "{\"stream\":\"") || !take_text(&cursor, &name, &name_length) ||
+        !TAKE(&cursor, ",\"data\":{\"e\":\"depthUpdate\",\"E\":") ||
+        !take_int(&cursor, &event_time)) {
+        Py_RETURN_NONE;
+    }
+    if (TAKE(&cursor, ",\"T\":") && !take_int(&cursor, &trade_time)) {
+        Py_RETURN_NONE; /* futures carry the transaction time; the feed does not use it */
+    }
+    if (!TAKE(&cursor, ",\"s\":\"") || !take_text(&cursor, &symbol, &symbol_length) ||
+        !TAKE(&cursor, ",\"U\":") || !take_int(&cursor, &first_id) ||
+        !TAKE(&cursor, ",\"u\":") || !take_int(&cursor, &last_id)) {
+        Py_RETURN_NONE;
+    }
+    if (TAKE(&cursor, ",\"pu\":")) {
+        if (!take_int(&cursor, &previous_id)) {
+            Py_RETURN_NONE;
+        }
+        has_previous = 1;
+    }
+    if (!TAKE(&cursor, ",\"b\":")) {
+        Py_RETURN_NONE;
+    }
+    PyObject *stream = PyUnicode_DecodeASCII(name, name_length, NULL);
+    if (stream == NULL) {
+        return NULL;
+    }
+    PyObject *pair = PyDict_GetItemWithError(precisions, stream); /* borrowed */
+    int price_precision, size_precision;
+    if (pair == NULL || !read_pair(pair, &price_precision, &size_precision)) {
+        Py_DECREF(stream);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *bids = NULL, *asks = NULL;
+    int status = take_levels(&cursor, price_precision, size_precision, &bids);
+    if (status == 1) {
+        status = TAKE(&cursor, ",\"a\":") ? take_levels(&cursor, price_precision, size_precision, &asks) : 0;
+    }
+    if (status == 1 && !(TAKE(&cursor, "}}") && cursor.at == cursor.end)) {
+        status = 0;
+    }
+    if (status != 1) {
+        Py_DECREF(stream);
+        Py_XDECREF(bids);
+        Py_XDECREF(asks);
+        if (status < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *previous = has_previous ? PyLong_FromLongLong(previous_id) : Py_NewRef(Py_None);
+    PyObject *result = previous == NULL ? NULL
+                                        : Py_BuildValue("(NLLLNNN)", stream, event_time, first_id,
+                                                        last_id, previous, bids, asks);
+    if (result == NULL && previous == NULL) {
+        Py_DECREF(stream);
+        Py_DECREF(bids);
+        Py_DECREF(asks);
+    }
+    return result;
 }
 
 /*
@@ -502,6 +760,9 @@ static PyMethodDef accel_methods[] = {
     {"fixed_levels", (PyCFunction)(void (*)(void))fixed_levels, METH_FASTCALL,
      "fixed_levels(raw, price_precision, size_precision) -> list of (price, size), or None "
      "when the pure-Python conversion has to decide."},
+    {"depth_frame", (PyCFunction)(void (*)(void))depth_frame, METH_FASTCALL,
+     "depth_frame(payload, precisions) -> (stream, E, U, u, pu or None, bids, asks) for a "
+     "Binance depth diff in its usual layout, else None."},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "apply_side(levels, heap, updates, sign) -> True when applied, False when L2Book.apply "
      "must run its Python loop."},

@@ -7,3 +7,6 @@ def apply_side(levels: dict[int, int], heap: list[int], updates: Any, sign: int)
 def top_levels(
     heap: list[int], levels: dict[int, int], depth: int, sign: int
 ) -> list[tuple[int, int]]: ...
+def depth_frame(
+    payload: bytes, precisions: dict[str, tuple[int, int]]
+) -> tuple[str, int, int, int, int | None, list[tuple[int, int]], list[tuple[int, int]]] | None: ...

@@ -1,15 +1,20 @@
-"""The hot path's two tight loops: compiled when the extension is built, else pure Python.
+"""The hot path's tight loops: compiled when the extension is built, else pure Python.
 
 * :func:`fixed_levels` turns a venue's ``[["price", "size"], ...]`` into
   fixed-point ``(price, size)`` tuples;
+* :data:`depth_frame` reads a whole Binance depth-diff frame into its ids and
+  fixed-point levels in one pass (``None`` without the extension; the feed then
+  parses every frame with orjson and converts with :func:`fixed_levels`, the
+  reference);
 * :func:`top_levels` walks a lazily-deleted heap for a book's depth view;
 * :data:`apply_side` applies one side of a diff to a book's dict and heap
   (``None`` without the extension; :meth:`~kernel.book.l2.L2Book.apply` then
   runs its own loop, the reference).
 
 The pure-Python functions here are the reference: ``kernel/book/_accel.c``
-computes the same results (``tests/book/test_accel.py`` checks both on
-generated input) and hands anything unusual back to them. ``pip install -e .``
+computes the same results (``tests/book/test_accel.py`` and
+``tests/book/test_depth_frame.py`` check both on generated and recorded input)
+and hands anything unusual back to them. ``pip install -e .``
 builds the extension; without a C compiler the install still succeeds and
 these fallbacks run. Setting ``TRADEKERNEL_PURE_PYTHON=1`` before the import
 forces the fallbacks.
@@ -27,7 +32,9 @@ from tradekernel_sdk.types import Level
 
 __all__ = [
     "COMPILED",
+    "DepthFrame",
     "apply_side",
+    "depth_frame",
     "fixed_levels",
     "python_fixed_levels",
     "python_heap_top",
@@ -81,6 +88,15 @@ top_levels: Callable[[list[int], dict[int, int], int, int], list[Level]] = pytho
 apply_side: Callable[[dict[int, int], list[int], Any, int], bool] | None = None
 """``apply_side(levels, heap, updates, sign)``: True when applied, False when declined."""
 
+DepthFrame = tuple[str, int, int, int, int | None, list[Level], list[Level]]
+"""A depth diff read by :data:`depth_frame`: stream, E, U, u, pu (None on spot), bids, asks."""
+depth_frame: Callable[[bytes, dict[str, tuple[int, int]]], DepthFrame | None] | None = None
+"""``depth_frame(payload, precisions)``: the frame read, or None when orjson has to parse it.
+
+``precisions`` maps a stream name to its instrument's (price, size) precisions;
+the values are those ``orjson.loads`` and :func:`fixed_levels` give.
+"""
+
 if not os.environ.get("TRADEKERNEL_PURE_PYTHON"):
     try:
         from kernel.book import _accel
@@ -90,6 +106,7 @@ if not os.environ.get("TRADEKERNEL_PURE_PYTHON"):
         _compiled_levels = _accel.fixed_levels
         top_levels = _accel.top_levels
         apply_side = _accel.apply_side
+        depth_frame = _accel.depth_frame
 
 COMPILED: bool = _compiled_levels is not None
 """Whether the compiled helpers are in use."""
