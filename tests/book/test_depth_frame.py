@@ -236,9 +236,14 @@ def _replay(path: Path, market: Market) -> tuple[list[object], dict[str, Any], A
     return published, {name: getattr(feed.stats, name) for name in STAT_NAMES}, books
 
 
-@pytest.mark.parametrize("path", _BUNDLED, ids=lambda path: path.name)
+# The bundled spot slice, and a USD-M recording (the futures chain rule) when present.
+_REPLAYED = [*_BUNDLED, *sorted(_SHARED.glob("binance_usdm/*.gz"))[:1]]
+
+
+@pytest.mark.parametrize("path", _REPLAYED, ids=lambda path: f"{path.parent.name}/{path.name}")
 def test_a_feed_publishes_the_same_with_and_without_the_scanner(path: Path) -> None:
-    scanned = _replay(path, "spot")
+    market: Market = "usdm" if "usdm" in path.parent.name else "spot"
+    scanned = _replay(path, market)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(feed_module, "depth_frame", None)
-        assert _replay(path, "spot") == scanned
+        assert _replay(path, market) == scanned
