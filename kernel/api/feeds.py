@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from kernel.bus import Bus
 
-__all__ = ["MAX_QUEUED", "EventFeed", "FeedStats", "Overflow"]
+__all__ = ["MAX_QUEUED", "EventFeed", "FeedStats", "Overflow", "SharedLog"]
 
 T = TypeVar("T")
 
@@ -137,3 +137,138 @@ class EventFeed(Generic[T]):
             self.stats.streams -= 1
             for pattern, handler in subscriptions:
                 bus.unsubscribe(pattern, handler)
+
+
+class SharedLog(Generic[T]):
+    """One bus subscription for every stream of an rpc, read by each at its own cursor.
+
+    With a feed per stream, the code that publishes an event pays a handler
+    call per connected client — on the order path, for order events. Here the
+    bus calls :meth:`append` once, whatever the number of clients; each
+    stream's :class:`LogReader` copies what is new when it runs. A reader more
+    than ``max_behind`` events behind has overflowed (the ``FAIL`` policy).
+    The log subscribes to the bus while it has readers, and keeps only the
+    events some reader has not read yet.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        subscriptions: Sequence[tuple[str, Callable[[Any], None]]],
+        stats: FeedStats,
+        *,
+        max_behind: int = MAX_QUEUED,
+    ) -> None:
+        self.bus = bus
+        self.subscriptions = subscriptions
+        self.stats = stats
+        self.max_behind = max_behind
+        self.items: deque[T] = deque()
+        self.first = 0
+        """The position of ``items[0]`` since the log was made."""
+        self._readers: set[LogReader[T]] = set()
+        self._grew = asyncio.Event()
+        self._waiting = 0
+
+    @property
+    def end(self) -> int:
+        """The position the next event will take."""
+        return self.first + len(self.items)
+
+    def append(self, item: T) -> None:
+        """Record ``item`` for every reader (called from bus handlers)."""
+        self.items.append(item)
+        if len(self.items) > 2 * self.max_behind:
+            self._trim()
+        if self._waiting:  # a fresh Event per wake-up: every waiter of the old one runs
+            self._grew.set()
+            self._grew = asyncio.Event()
+
+    def last(self) -> T | None:
+        """Return the newest event, or None."""
+        return self.items[-1] if self.items else None
+
+    def _trim(self) -> None:
+        """Forget events every reader has read; a reader too far behind overflows first."""
+        limit = self.end - self.max_behind
+        for reader in self._readers:
+            if not reader.overflowed and reader.cursor < limit:
+                reader.overflow()
+        keep_from = min(
+            (reader.cursor for reader in self._readers if not reader.overflowed),
+            default=self.end,
+        )
+        while self.first < keep_from and self.items:
+            self.items.popleft()
+            self.first += 1
+
+    async def wait(self, cursor: int) -> None:
+        """Return once the log has an event at ``cursor`` or later."""
+        while cursor >= self.end:
+            self._waiting += 1
+            try:
+                await self._grew.wait()
+            finally:
+                self._waiting -= 1
+
+    @contextmanager
+    def reader(self) -> Iterator[LogReader[T]]:
+        """Read the events appended from now on, for the duration of a stream."""
+        reader = LogReader(self)
+        if not self._readers:
+            for pattern, handler in self.subscriptions:
+                self.bus.subscribe(pattern, handler)
+        self._readers.add(reader)
+        self.stats.streams += 1
+        try:
+            yield reader
+        finally:
+            self.stats.streams -= 1
+            self._readers.discard(reader)
+            if not self._readers:
+                for pattern, handler in self.subscriptions:
+                    self.bus.unsubscribe(pattern, handler)
+                self.first = self.end
+                self.items.clear()
+
+
+class LogReader(Generic[T]):
+    """One stream's position in a :class:`SharedLog`."""
+
+    def __init__(self, log: SharedLog[T]) -> None:
+        self.log = log
+        self.cursor = log.end
+        self.overflowed = False
+        """True once the reader fell more than ``max_behind`` events behind."""
+        self._held: list[T] = []
+
+    def overflow(self) -> None:
+        """Keep the next ``max_behind`` events for the stream to send, and read no more."""
+        log = self.log
+        start = self.cursor - log.first
+        self._held = [log.items[i] for i in range(start, start + log.max_behind)]
+        self.overflowed = True
+        log.stats.overflowed += 1
+        log.stats.dropped += log.end - self.cursor - len(self._held)
+        self.cursor = log.end
+
+    async def take(self) -> list[T]:
+        """Wait for new events and return them, oldest first; after an overflow, the last ones."""
+        if self.overflowed:
+            return self.take_held()
+        log = self.log
+        await log.wait(self.cursor)
+        if self.overflowed:  # it fell behind while this stream waited
+            return self.take_held()
+        if log.end - self.cursor > log.max_behind:
+            self.overflow()
+            return self.take_held()
+        offset = self.cursor - log.first
+        items = [log.items[i] for i in range(offset, len(log.items))]
+        self.cursor = log.end
+        return items
+
+    def take_held(self) -> list[T]:
+        """Return what an overflow kept, once."""
+        held, self._held = self._held, []
+        return held

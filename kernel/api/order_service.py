@@ -30,7 +30,7 @@ from kernel.api.convert import (
     units_at,
 )
 from kernel.api.errors import ApiError, invalid, unary
-from kernel.api.feeds import MAX_QUEUED, EventFeed, FeedStats, Overflow
+from kernel.api.feeds import MAX_QUEUED, EventFeed, FeedStats, Overflow, SharedLog
 from kernel.api.parts import ApiParts
 from kernel.bus import topics
 from kernel.orders import Order
@@ -117,6 +117,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self.max_queued = max_queued
         self.event_stats = FeedStats()
         """Counters of ``StreamOrderEvents``."""
+        self._change_log: SharedLog[_Change] | None = None
         self.fill_stats = FeedStats()
         """Counters of ``StreamFills``."""
 
@@ -297,31 +298,11 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         except ApiError as error:
             await context.abort(error.code, error.message)
         selector = request.filter
-        feed: EventFeed[_Change] = EventFeed(
-            self.event_stats, max_queued=self.max_queued, overflow=Overflow.FAIL
-        )
-
-        def on_update(update: OrderUpdate) -> None:
-            if isinstance(update, OrderUpdate) and self._matches(update, selector):
-                feed.push(_Change(update))
-
-        def on_event(event: Any) -> None:
-            # The manager publishes an order's update, then at once the venue event
-            # that caused it; a DENIED order's rejection is the kernel's own notice.
-            last = feed.last()
-            if (
-                isinstance(event, _VENUE_EVENTS)
-                and last is not None
-                and last.event is None
-                and last.update.client_order_id == event.client_order_id
-                and last.update.status is not OrderStatus.DENIED
-            ):
-                last.event = event
-
-        subscriptions = [(_ALL_ORDERS, on_update), (_ALL_EVENTS, on_event)]
-        with feed.attached(self.parts.bus, subscriptions):
+        with self._changes().reader() as reader:
             while True:
-                for change in await feed.take():
+                for change in await reader.take():
+                    if not self._matches(change.update, selector):
+                        continue
                     instrument = self.parts.instrument(change.update.venue, change.update.symbol)
                     message = orders_pb2.StreamOrderEventsResponse(
                         order=order_update(change.update, instrument)
@@ -330,11 +311,43 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                         message.event.CopyFrom(order_event(change.event, instrument))
                     self.event_stats.sent += 1
                     yield message
-                if feed.overflowed:
+                if reader.overflowed:
                     await context.abort(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         _TOO_SLOW.format(max_queued=self.max_queued),
                     )
+
+    def _changes(self) -> SharedLog[_Change]:
+        """Return the log every order-event stream reads, made on first use.
+
+        One bus subscription for all streams: the order manager publishes each
+        change once per order, not once per connected client.
+        """
+        if self._change_log is None:
+            log: SharedLog[_Change] = SharedLog(
+                self.parts.bus, (), self.event_stats, max_behind=self.max_queued
+            )
+
+            def on_update(update: OrderUpdate) -> None:
+                if isinstance(update, OrderUpdate):
+                    log.append(_Change(update))
+
+            def on_event(event: Any) -> None:
+                # The manager publishes an order's update, then at once the venue event
+                # that caused it; a DENIED order's rejection is the kernel's own notice.
+                last = log.last()
+                if (
+                    isinstance(event, _VENUE_EVENTS)
+                    and last is not None
+                    and last.event is None
+                    and last.update.client_order_id == event.client_order_id
+                    and last.update.status is not OrderStatus.DENIED
+                ):
+                    last.event = event
+
+            log.subscriptions = [(_ALL_ORDERS, on_update), (_ALL_EVENTS, on_event)]
+            self._change_log = log
+        return self._change_log
 
     async def StreamFills(
         self, request: orders_pb2.StreamFillsRequest, context: Context

@@ -214,8 +214,8 @@ def test_order_stream_of_a_client_that_never_reads_ends_resource_exhausted(
             for index in range(20_000):  # never read; the bus must not notice
                 api.stack.bus.publish(topics.order_updates("flood"), _update(index))
             assert time.perf_counter() - started < 10
-            assert stats.overflowed == 1
-            assert stats.dropped == 1  # then nothing more is recorded
+            assert stats.overflowed == 1  # noticed while the flood was being published
+            assert 0 < stats.dropped < 20_000 - 16
             received = 0
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 while True:
