@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from kernel.adapters.base import Feed, RawFrame
+from kernel.asyncutil import wait_set
 from kernel.metrics import StageLatency
 from tradekernel_sdk.types import Instrument, Level
 
@@ -131,11 +132,7 @@ async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
     if stop is None:
         await asyncio.sleep(seconds)
         return False
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
+    return await wait_set(stop, seconds)
 
 
 async def replay(

@@ -42,6 +42,7 @@ from typing import Any
 import ccxt.pro
 
 from kernel.adapters.base import FeedStats
+from kernel.asyncutil import wait_set
 from kernel.book import L2Book
 from kernel.bus import Bus, topics
 from tradekernel_sdk.fixedpoint import FixedPointError, decimal_places, to_fixed
@@ -361,8 +362,7 @@ class CcxtMarketData:
             except ccxt.BaseError as error:
                 self.counters.watch_errors += 1
                 log.warning("%s: loading markets failed: %s", self.venue, error)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.retry_s)
+                await wait_set(self._stopping, self.retry_s)
         else:
             return False
         mode = int(self.exchange.precisionMode)

@@ -21,12 +21,12 @@ the remedy is to unsubscribe and subscribe that book alone. The rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 from kernel.adapters.wire import ResyncRequests
+from kernel.asyncutil import wait_set
 from kernel.live.session import WebSocketSession
 
 __all__ = ["Resubscriber"]
@@ -87,11 +87,7 @@ class Resubscriber:
     async def run(self) -> None:
         """Resubscribe until cancelled."""
         while True:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
-            # that lands just as the event is set, and this task would never end.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._tick_s):
-                    await self._wake.wait()
+            await wait_set(self._wake, self._tick_s)
             self._wake.clear()
             if not self.session.connected.is_set():
                 continue

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from kernel.adapters.base import RawFrame
+from kernel.asyncutil import wait_set
 from kernel.live.backoff import Backoff
 from kernel.live.circuit import CircuitBreaker
 
@@ -147,11 +148,7 @@ class WebSocketSession:
         return True
 
     async def _sleep(self, seconds: float) -> None:
-        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
-        # that lands as the event fires, and run() would never end.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        await wait_set(self._stopping, seconds)
 
     async def _connect_once(self) -> bool:
         """Run one connection to its end; return whether it ever delivered a frame."""

@@ -44,6 +44,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from kernel.asyncutil import wait_set
 from kernel.bus import Bus, topics
 from kernel.live.backoff import Backoff
 from kernel.live.credentials import CredentialsError, VenueCredentials
@@ -679,8 +680,7 @@ class OkxOrderEntry:
                     self.backoff.reset()
                 if self._stopping.is_set():
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.backoff.next_delay())
+                await wait_set(self._stopping, self.backoff.next_delay())
         finally:
             resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
