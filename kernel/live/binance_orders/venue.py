@@ -66,6 +66,7 @@ from kernel.live.binance_orders.rest import (
     VenueError,
 )
 from kernel.live.credentials import CredentialsError, VenueCredentials
+from kernel.live.tracked_orders import ClosingKind, TrackedOrder, closing_event
 from kernel.logs import register_secret
 from tradekernel_sdk.fixedpoint import FixedPointError, from_fixed, to_fixed
 from tradekernel_sdk.orders import (
@@ -183,23 +184,6 @@ def venue_client_id(client_order_id: str) -> str:
 
 
 @dataclass
-class _Tracked:
-    """What the venue adapter knows of one order it routed or adopted from the journal."""
-
-    client_order_id: str
-    symbol: str
-    quantity: int
-    venue_order_id: str = ""
-    venue_client_id: str = ""
-    """The id the venue knows the order by (see :func:`venue_client_id`)."""
-    accepted: bool = False
-    filled: int = 0
-    trade_ids: set[str] = field(default_factory=set)
-    closed: bool = False
-    placing: asyncio.Task[None] | None = None
-
-
-@dataclass
 class ReconcileReport:
     """What one reconciliation found."""
 
@@ -283,7 +267,7 @@ class BinanceOrderEntry:
         self._bus = bus
         self._instruments = instruments
         self._topic = topics.orders(venue_name)
-        self._tracked: dict[str, _Tracked] = {}  # by the kernel's client order id
+        self._tracked: dict[str, TrackedOrder] = {}  # by the kernel's client order id
         self._kernel_ids: dict[str, str] = {}  # the venue's client order id → the kernel's
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -337,7 +321,7 @@ class BinanceOrderEntry:
 
     def submit(self, request: OrderRequest) -> None:
         """Send a new order (answers arrive as order events)."""
-        tracked = _Tracked(request.client_order_id, request.symbol, request.quantity)
+        tracked = TrackedOrder(request.client_order_id, request.symbol, request.quantity)
         self._track(tracked)
         if not self.rest.is_open:
             self._close(tracked, OrderRejected, "the binance venue is not started")
@@ -378,7 +362,7 @@ class BinanceOrderEntry:
             params["timeInForce"] = _TIME_IN_FORCE[request.time_in_force]
         return params
 
-    async def _place(self, tracked: _Tracked, request: OrderRequest) -> None:
+    async def _place(self, tracked: TrackedOrder, request: OrderRequest) -> None:
         instrument = self._instruments(request.symbol)
         if instrument is None:
             self._close(tracked, OrderRejected, "unknown instrument at the venue adapter")
@@ -421,7 +405,7 @@ class BinanceOrderEntry:
             await self._apply_order_answer(tracked, body, instrument)
             return
 
-    async def _resolve_unknown(self, tracked: _Tracked) -> None:
+    async def _resolve_unknown(self, tracked: TrackedOrder) -> None:
         """Look up an order whose request may or may not have reached the venue."""
         for _ in range(2):
             await asyncio.sleep(self.lookup_delay_s)
@@ -494,7 +478,7 @@ class BinanceOrderEntry:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _resolve(self, tracked: _Tracked, *, believe_missing: bool = True) -> bool | None:
+    async def _resolve(self, tracked: TrackedOrder, *, believe_missing: bool = True) -> bool | None:
         """Find out what became of an order; return whether the venue knows it (None: unclear).
 
         An order the venue does not know is expired, if ``believe_missing``.
@@ -525,7 +509,7 @@ class BinanceOrderEntry:
     # -- venue answers → order events --------------------------------------------
 
     async def _apply_order_answer(
-        self, tracked: _Tracked, body: Mapping[str, Any], instrument: Instrument
+        self, tracked: TrackedOrder, body: Mapping[str, Any], instrument: Instrument
     ) -> None:
         """Apply an order as a REST answer describes it (new order, cancel, query)."""
         order_id = body.get("orderId")
@@ -554,7 +538,7 @@ class BinanceOrderEntry:
         if status in _CLOSED_STATUSES:
             self._close_as(tracked, status)
 
-    async def _fetch_trades(self, tracked: _Tracked, instrument: Instrument) -> int:
+    async def _fetch_trades(self, tracked: TrackedOrder, instrument: Instrument) -> int:
         """Apply the order's trades the kernel has not seen; return how many."""
         if not tracked.venue_order_id:
             return 0
@@ -642,12 +626,12 @@ class BinanceOrderEntry:
             self._close_as(tracked, execution if execution in _EXPIRY_REASONS else status)
 
     async def _catch_up_and_close(
-        self, tracked: _Tracked, instrument: Instrument, status: str
+        self, tracked: TrackedOrder, instrument: Instrument, status: str
     ) -> None:
         await self._fetch_trades(tracked, instrument)
         self._close_as(tracked, status)
 
-    def _accept(self, tracked: _Tracked, venue_order_id: str, ts_ns: int) -> None:
+    def _accept(self, tracked: TrackedOrder, venue_order_id: str, ts_ns: int) -> None:
         if tracked.accepted or tracked.closed:
             return
         tracked.accepted = True
@@ -664,7 +648,7 @@ class BinanceOrderEntry:
 
     def _fill(
         self,
-        tracked: _Tracked,
+        tracked: TrackedOrder,
         instrument: Instrument,
         *,
         trade_id: str,
@@ -715,7 +699,7 @@ class BinanceOrderEntry:
         )
         return 1
 
-    def _close_as(self, tracked: _Tracked, status: str) -> None:
+    def _close_as(self, tracked: TrackedOrder, status: str) -> None:
         if status == "CANCELED":
             self._close(tracked, OrderCanceled, "")
         elif status in _EXPIRY_REASONS:
@@ -731,25 +715,10 @@ class BinanceOrderEntry:
                 "%s is FILLED at the venue but its fills do not add up", tracked.client_order_id
             )
 
-    def _close(
-        self,
-        tracked: _Tracked,
-        kind: type[OrderCanceled] | type[OrderExpired] | type[OrderRejected],
-        reason: str,
-    ) -> None:
-        if tracked.closed:
-            return
-        tracked.closed = True
-        now = time.time_ns()
-        cid, venue_id, symbol = tracked.client_order_id, tracked.venue_order_id, tracked.symbol
-        event: OrderEvent
-        if kind is OrderCanceled:
-            event = OrderCanceled(cid, venue_id, self.venue_name, symbol, now)
-        elif kind is OrderExpired:
-            event = OrderExpired(cid, venue_id, self.venue_name, symbol, now, reason)
-        else:
-            event = OrderRejected(cid, "", self.venue_name, symbol, now, reason)
-        self._publish(event)
+    def _close(self, tracked: TrackedOrder, kind: ClosingKind, reason: str) -> None:
+        event = closing_event(tracked, kind, self.venue_name, reason)
+        if event is not None:
+            self._publish(event)
 
     def _publish(self, event: OrderEvent) -> None:
         self._bus.publish(self._topic, event)
@@ -970,11 +939,11 @@ class BinanceOrderEntry:
         except (VenueError, OutcomeUnknownError, KeyError, ValueError) as error:
             log.error("reconciliation with binance failed: %s", error)
 
-    def _adopt(self, order: KernelOrder) -> _Tracked:
+    def _adopt(self, order: KernelOrder) -> TrackedOrder:
         """Track a kernel order (after a restart the adapter starts knowing nothing)."""
         tracked = self._tracked.get(order.client_order_id)
         if tracked is None:
-            tracked = _Tracked(
+            tracked = TrackedOrder(
                 order.client_order_id,
                 order.symbol,
                 order.quantity,
@@ -986,12 +955,12 @@ class BinanceOrderEntry:
             self._track(tracked)
         return tracked
 
-    def _track(self, tracked: _Tracked) -> None:
+    def _track(self, tracked: TrackedOrder) -> None:
         tracked.venue_client_id = venue_client_id(tracked.client_order_id)
         self._tracked[tracked.client_order_id] = tracked
         self._kernel_ids[tracked.venue_client_id] = tracked.client_order_id
 
-    async def _reconcile_order(self, tracked: _Tracked) -> bool | None:
+    async def _reconcile_order(self, tracked: TrackedOrder) -> bool | None:
         try:
             return await self._resolve(tracked)
         except (VenueError, OutcomeUnknownError) as error:
@@ -1009,7 +978,7 @@ class BinanceOrderEntry:
         if not task.cancelled() and task.exception() is not None:
             log.error("binance order task failed", exc_info=task.exception())
 
-    def _known(self, client_order_id: str) -> _Tracked | None:
+    def _known(self, client_order_id: str) -> TrackedOrder | None:
         """Return a tracked order, adopting it from the kernel's open orders if need be.
 
         After a restart an order from the journal may be cancelled, or reported
@@ -1022,7 +991,7 @@ class BinanceOrderEntry:
                     return self._adopt(order)
         return tracked
 
-    def _known_by_venue_id(self, venue_cid: str) -> _Tracked | None:
+    def _known_by_venue_id(self, venue_cid: str) -> TrackedOrder | None:
         """Return the tracked order the venue calls ``venue_cid``, adopting it if need be."""
         kernel_cid = self._kernel_ids.get(venue_cid)
         if kernel_cid is not None:

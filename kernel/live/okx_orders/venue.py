@@ -59,6 +59,7 @@ from kernel.live.okx_orders.rest import (
     OutcomeUnknownError,
     sign,
 )
+from kernel.live.tracked_orders import ClosingKind, TrackedOrder, closing_event
 from tradekernel_sdk.fixedpoint import FixedPointError, from_fixed, to_fixed
 from tradekernel_sdk.orders import (
     FEE_PRECISION,
@@ -162,22 +163,6 @@ class KernelOrders(Protocol):
 
 
 @dataclass
-class _Tracked:
-    """What the adapter knows of one order it routed or took over from the journal."""
-
-    client_order_id: str
-    venue_client_id: str
-    symbol: str
-    quantity: int
-    venue_order_id: str = ""
-    accepted: bool = False
-    filled: int = 0
-    trade_ids: set[str] = field(default_factory=set)
-    closed: bool = False
-    placing: asyncio.Task[None] | None = None
-
-
-@dataclass
 class ReconcileReport:
     """What one reconciliation found."""
 
@@ -247,8 +232,8 @@ class OkxOrderEntry:
         self._bus = bus
         self._instruments = instruments
         self._topic = topics.orders(venue_name)
-        self._tracked: dict[str, _Tracked] = {}
-        self._by_venue_id: dict[str, _Tracked] = {}
+        self._tracked: dict[str, TrackedOrder] = {}
+        self._by_venue_id: dict[str, TrackedOrder] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -335,7 +320,7 @@ class OkxOrderEntry:
         body["px"] = _decimal_text(request.price, instrument.price_precision)
         return body
 
-    async def _place(self, tracked: _Tracked, request: OrderRequest) -> None:
+    async def _place(self, tracked: TrackedOrder, request: OrderRequest) -> None:
         instrument = self._instruments(request.symbol)
         if instrument is None:
             self._close(tracked, OrderRejected, "unknown instrument at the venue adapter")
@@ -378,7 +363,7 @@ class OkxOrderEntry:
     def _can_wait(self, error: OkxVenueError) -> bool:
         return error.wait_s <= self.rest.max_retry_wait_s
 
-    async def _resolve_unknown(self, tracked: _Tracked) -> None:
+    async def _resolve_unknown(self, tracked: TrackedOrder) -> None:
         """Look up an order whose request may or may not have reached the venue."""
         for _ in range(2):
             await asyncio.sleep(self.lookup_delay_s)
@@ -419,7 +404,9 @@ class OkxOrderEntry:
         if not self.stream_connected.is_set():
             await self._reconcile_order(tracked)
 
-    def _cancel_rejected(self, request: CancelRequest, tracked: _Tracked | None, why: str) -> None:
+    def _cancel_rejected(
+        self, request: CancelRequest, tracked: TrackedOrder | None, why: str
+    ) -> None:
         self._publish(
             CancelRejected(
                 request.client_order_id,
@@ -431,7 +418,7 @@ class OkxOrderEntry:
             )
         )
 
-    async def _resolve(self, tracked: _Tracked, *, believe_missing: bool = True) -> bool | None:
+    async def _resolve(self, tracked: TrackedOrder, *, believe_missing: bool = True) -> bool | None:
         """Find out what became of an order; return whether the venue knows it (None: unclear).
 
         An order the venue does not know is expired, if ``believe_missing``.
@@ -462,7 +449,7 @@ class OkxOrderEntry:
     # -- venue answers → order events --------------------------------------------
 
     async def _apply_order(
-        self, tracked: _Tracked, item: Mapping[str, Any], *, from_stream: bool
+        self, tracked: TrackedOrder, item: Mapping[str, Any], *, from_stream: bool
     ) -> None:
         """Apply an order as OKX describes it (orders channel push or order query)."""
         instrument = self._instruments(tracked.symbol)
@@ -520,7 +507,7 @@ class OkxOrderEntry:
                 continue  # not this kernel's (reconciliation reports those)
             self._spawn(self._apply_logged(tracked, item))
 
-    async def _apply_logged(self, tracked: _Tracked, item: Mapping[str, Any]) -> None:
+    async def _apply_logged(self, tracked: TrackedOrder, item: Mapping[str, Any]) -> None:
         try:
             await self._apply_order(tracked, item, from_stream=True)
         except (KeyError, TypeError, ValueError, FixedPointError) as error:
@@ -538,7 +525,7 @@ class OkxOrderEntry:
             return 0
         return await self._fetch_fills(tracked, instrument)
 
-    async def _fetch_fills(self, tracked: _Tracked, instrument: Instrument) -> int:
+    async def _fetch_fills(self, tracked: TrackedOrder, instrument: Instrument) -> int:
         if not tracked.venue_order_id:
             return 0
         trades = await self.rest.call(
@@ -567,7 +554,7 @@ class OkxOrderEntry:
             )
         return applied
 
-    def _accept(self, tracked: _Tracked, venue_order_id: str, ts_ns: int) -> None:
+    def _accept(self, tracked: TrackedOrder, venue_order_id: str, ts_ns: int) -> None:
         if tracked.accepted or tracked.closed or not venue_order_id:
             return
         tracked.accepted = True
@@ -584,7 +571,7 @@ class OkxOrderEntry:
 
     def _fill(
         self,
-        tracked: _Tracked,
+        tracked: TrackedOrder,
         instrument: Instrument,
         *,
         trade_id: str,
@@ -630,7 +617,7 @@ class OkxOrderEntry:
         )
         return 1
 
-    def _close_as(self, tracked: _Tracked, state: str) -> None:
+    def _close_as(self, tracked: TrackedOrder, state: str) -> None:
         if state == "canceled":
             self._close(tracked, OrderCanceled, "")
         elif state == "mmp_canceled":
@@ -640,25 +627,10 @@ class OkxOrderEntry:
                 "%s is filled at the venue but its fills do not add up", tracked.client_order_id
             )
 
-    def _close(
-        self,
-        tracked: _Tracked,
-        kind: type[OrderCanceled] | type[OrderExpired] | type[OrderRejected],
-        reason: str,
-    ) -> None:
-        if tracked.closed:
-            return
-        tracked.closed = True
-        now = time.time_ns()
-        cid, venue_id, symbol = tracked.client_order_id, tracked.venue_order_id, tracked.symbol
-        event: OrderEvent
-        if kind is OrderCanceled:
-            event = OrderCanceled(cid, venue_id, self.venue_name, symbol, now)
-        elif kind is OrderExpired:
-            event = OrderExpired(cid, venue_id, self.venue_name, symbol, now, reason)
-        else:
-            event = OrderRejected(cid, "", self.venue_name, symbol, now, reason)
-        self._publish(event)
+    def _close(self, tracked: TrackedOrder, kind: ClosingKind, reason: str) -> None:
+        event = closing_event(tracked, kind, self.venue_name, reason)
+        if event is not None:
+            self._publish(event)
 
     def _publish(self, event: OrderEvent) -> None:
         self._bus.publish(self._topic, event)
@@ -840,7 +812,7 @@ class OkxOrderEntry:
         except (OkxVenueError, OutcomeUnknownError, KeyError, ValueError) as error:
             log.error("reconciliation with okx failed: %s", error)
 
-    async def _reconcile_order(self, tracked: _Tracked) -> bool | None:
+    async def _reconcile_order(self, tracked: TrackedOrder) -> bool | None:
         try:
             return await self._resolve(tracked)
         except (OkxVenueError, OutcomeUnknownError) as error:
@@ -851,12 +823,12 @@ class OkxOrderEntry:
 
     def _track(
         self, client_order_id: str, symbol: str, quantity: int, *, venue_order_id: str
-    ) -> _Tracked:
-        tracked = _Tracked(
+    ) -> TrackedOrder:
+        tracked = TrackedOrder(
             client_order_id,
-            venue_client_id(client_order_id),
             symbol,
             quantity,
+            venue_client_id=venue_client_id(client_order_id),
             venue_order_id=venue_order_id,
             accepted=bool(venue_order_id),
         )
@@ -864,7 +836,7 @@ class OkxOrderEntry:
         self._by_venue_id[tracked.venue_client_id] = tracked
         return tracked
 
-    def _adopt(self, order: KernelOrder) -> _Tracked:
+    def _adopt(self, order: KernelOrder) -> TrackedOrder:
         """Track a kernel order (after a restart the adapter starts knowing nothing)."""
         tracked = self._tracked.get(order.client_order_id)
         if tracked is None:
@@ -878,7 +850,7 @@ class OkxOrderEntry:
             tracked.trade_ids = set(order.fill_ids)
         return tracked
 
-    def _known(self, client_order_id: str) -> _Tracked | None:
+    def _known(self, client_order_id: str) -> TrackedOrder | None:
         """Return a tracked order, taking it over from the kernel's open orders if need be."""
         tracked = self._tracked.get(client_order_id)
         if tracked is None and self.orders is not None:
@@ -887,7 +859,7 @@ class OkxOrderEntry:
                     return self._adopt(order)
         return tracked
 
-    def _by_venue_client_id(self, venue_id: str) -> _Tracked | None:
+    def _by_venue_client_id(self, venue_id: str) -> TrackedOrder | None:
         tracked = self._by_venue_id.get(venue_id)
         if tracked is None and venue_id and self.orders is not None:
             for order in self.orders.open_orders(self.venue_name):
