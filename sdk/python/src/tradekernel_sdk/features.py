@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from tradekernel_sdk.book import SortedBook
 from tradekernel_sdk.strategy import BookView
 from tradekernel_sdk.types import (
     AggressorSide,
@@ -58,7 +59,6 @@ from tradekernel_sdk.types import (
     BookSnapshot,
     BookState,
     BookStatus,
-    Level,
     MarketEvent,
     Trade,
 )
@@ -371,69 +371,14 @@ class InstrumentFeatures:
         ]
 
 
-class ReplayBook:
-    """A book rebuilt from snapshots and deltas, for running features offline.
-
-    Prices are kept in sorted lists (bisect), so a depth view is a slice.
-    """
-
-    def __init__(self) -> None:
-        """Start empty."""
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-        self._bid_prices: list[int] = []  # ascending
-        self._ask_prices: list[int] = []  # ascending
-
-    def clear(self) -> None:
-        """Empty both sides."""
-        self.bids.clear()
-        self.asks.clear()
-        self._bid_prices.clear()
-        self._ask_prices.clear()
+class ReplayBook(SortedBook):
+    """A book rebuilt from snapshots and deltas, for running features offline."""
 
     def apply(self, update: BookDelta | BookSnapshot) -> None:
         """Replace the book with a snapshot, or apply a delta (size 0 deletes a level)."""
         if isinstance(update, BookSnapshot):
             self.clear()
-        self._apply_side(self.bids, self._bid_prices, update.bids)
-        self._apply_side(self.asks, self._ask_prices, update.asks)
-
-    @staticmethod
-    def _apply_side(side: dict[int, int], prices: list[int], levels: Iterable[Level]) -> None:
-        for price, size in levels:
-            if size:
-                if price not in side:
-                    bisect.insort(prices, price)
-                side[price] = size
-            elif side.pop(price, None) is not None:
-                del prices[bisect.bisect_left(prices, price)]
-
-    def best_bid(self) -> Level | None:
-        """Return the highest bid, or ``None``."""
-        if not self._bid_prices:
-            return None
-        price = self._bid_prices[-1]
-        return price, self.bids[price]
-
-    def best_ask(self) -> Level | None:
-        """Return the lowest ask, or ``None``."""
-        if not self._ask_prices:
-            return None
-        price = self._ask_prices[0]
-        return price, self.asks[price]
-
-    def bid_levels(self, depth: int | None = None) -> list[Level]:
-        """Return bids best first, ``depth`` of them at most."""
-        prices = self._bid_prices
-        chosen = prices[::-1] if depth is None else prices[: -depth - 1 : -1]
-        bids = self.bids
-        return [(price, bids[price]) for price in chosen]
-
-    def ask_levels(self, depth: int | None = None) -> list[Level]:
-        """Return asks best first, ``depth`` of them at most."""
-        chosen = self._ask_prices if depth is None else self._ask_prices[:depth]
-        asks = self.asks
-        return [(price, asks[price]) for price in chosen]
+        self.apply_levels(update.bids, update.asks)
 
 
 class FeatureTable(msgspec.Struct):

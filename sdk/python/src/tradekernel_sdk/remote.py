@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import decimal
 import importlib
@@ -64,6 +63,7 @@ try:
 except ImportError:  # pragma: no cover - uvloop comes with the kernel, not with the SDK
     uvloop = None  # type: ignore[assignment]
 
+from tradekernel_sdk.book import SortedBook
 from tradekernel_sdk.orders import (
     CancelRejected,
     Liquidity,
@@ -361,72 +361,26 @@ def _output_message(output: Output) -> components_pb2.SessionResponse:
 # Books and the context
 
 
-class RemoteBook:
-    """A book rebuilt from the session's snapshots and deltas (a :class:`BookView`).
-
-    Each side is a ``price -> size`` dict plus its prices in a sorted list, so
-    the best price is O(1) and a level change is one binary search.
-    """
+class RemoteBook(SortedBook):
+    """A book rebuilt from the session's snapshots and deltas (a :class:`BookView`)."""
 
     def __init__(self) -> None:
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-        self._bid_prices: list[int] = []  # ascending: the best bid is last
-        self._ask_prices: list[int] = []  # ascending: the best ask is first
+        super().__init__()
         self.sequence = 0
 
     def reset(self, snapshot: BookSnapshot) -> None:
         """Replace the book with ``snapshot``."""
-        self.bids = {price: size for price, size in snapshot.bids if size}
-        self.asks = {price: size for price, size in snapshot.asks if size}
-        self._bid_prices = sorted(self.bids)
-        self._ask_prices = sorted(self.asks)
+        self.clear()
+        self.apply_levels(snapshot.bids, snapshot.asks)
         self.sequence = snapshot.sequence
 
     def apply(self, delta: BookDelta) -> bool:
         """Apply ``delta`` unless the book already includes it; return whether it was applied."""
         if self.sequence and delta.sequence <= self.sequence:
             return False
-        self._side(self.bids, self._bid_prices, delta.bids)
-        self._side(self.asks, self._ask_prices, delta.asks)
+        self.apply_levels(delta.bids, delta.asks)
         self.sequence = delta.sequence
         return True
-
-    @staticmethod
-    def _side(sizes: dict[int, int], prices: list[int], levels: tuple[Level, ...]) -> None:
-        for price, size in levels:
-            if size:
-                if price not in sizes:
-                    bisect.insort(prices, price)
-                sizes[price] = size
-            elif sizes.pop(price, None) is not None:
-                del prices[bisect.bisect_left(prices, price)]
-
-    def best_bid(self) -> Level | None:
-        """Return the best bid, or None."""
-        if not self._bid_prices:
-            return None
-        price = self._bid_prices[-1]
-        return price, self.bids[price]
-
-    def best_ask(self) -> Level | None:
-        """Return the best ask, or None."""
-        if not self._ask_prices:
-            return None
-        price = self._ask_prices[0]
-        return price, self.asks[price]
-
-    def bid_levels(self, depth: int | None = None) -> list[Level]:
-        """Return up to ``depth`` bids, best first."""
-        prices = (
-            self._bid_prices if depth is None else self._bid_prices[-depth:] if depth > 0 else []
-        )
-        return [(price, self.bids[price]) for price in reversed(prices)]
-
-    def ask_levels(self, depth: int | None = None) -> list[Level]:
-        """Return up to ``depth`` asks, best first."""
-        prices = self._ask_prices if depth is None else self._ask_prices[:depth]
-        return [(price, self.asks[price]) for price in prices]
 
 
 @dataclass
