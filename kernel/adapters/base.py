@@ -7,12 +7,13 @@ bytes exactly as received; parsing happens inside the feed.
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple, Protocol
 
 from kernel.book import L2Book
 from tradekernel_sdk.types import BookState, Instrument
 
-__all__ = ["STAT_NAMES", "Feed", "FeedStats", "RawFrame"]
+__all__ = ["STAT_NAMES", "Feed", "FeedStats", "RawFrame", "count_malformed"]
 
 
 class RawFrame(NamedTuple):
@@ -103,3 +104,26 @@ class Feed(Protocol):
     @property
     def symbols(self) -> list[str]:
         """Return the symbols the feed has seen."""
+
+
+# The first malformed frames are logged in full, then every 1000th, so a broken
+# stream cannot flood the log.
+_LOG_FIRST_MALFORMED = 10
+_LOG_EVERY_MALFORMED = 1000
+
+
+def count_malformed(
+    stats: FeedStats, log: logging.Logger, label: str, frame: RawFrame, error: Exception
+) -> None:
+    """Count a frame a feed could not use and log it, throttled (``label``: the venue's name)."""
+    count = stats.malformed_frames = stats.malformed_frames + 1
+    if count <= _LOG_FIRST_MALFORMED or count % _LOG_EVERY_MALFORMED == 0:
+        log.warning(
+            "malformed %s frame #%d from %s (%s: %s): %.200r",
+            label,
+            count,
+            frame.source or "?",
+            type(error).__name__,
+            error,
+            frame.payload,
+        )

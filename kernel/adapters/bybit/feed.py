@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from kernel.adapters.base import FeedStats, RawFrame
+from kernel.adapters.base import FeedStats, RawFrame, count_malformed
 from kernel.adapters.wire import ResyncRequest, ResyncRequests
 from kernel.book import L2Book
 from kernel.bus import topics
@@ -71,8 +71,6 @@ _MS = 1_000_000
 # Topics a client may subscribe that the kernel does not use.
 _UNUSED_TOPICS = frozenset({"tickers", "kline", "liquidation", "allLiquidation", "lt"})
 _MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-_WARN_FIRST = 10
-_WARN_EVERY = 1000
 
 
 def market_of(connection: str) -> str:
@@ -532,16 +530,7 @@ class BybitFeed:
     # -- errors --------------------------------------------------------------
 
     def _malformed(self, frame: RawFrame, exc: Exception) -> None:
-        count = self.stats.malformed_frames = self.stats.malformed_frames + 1
-        if count <= _WARN_FIRST or count % _WARN_EVERY == 0:
-            log.warning(
-                "malformed Bybit frame #%d from %s (%s: %s): %.200r",
-                count,
-                frame.source or "?",
-                type(exc).__name__,
-                exc,
-                frame.payload,
-            )
+        count_malformed(self.stats, log, "Bybit", frame, exc)
 
     def _warn_once(self, key: str, text: str, *args: object) -> None:
         if key not in self._warned:

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from kernel.adapters.base import FeedStats, RawFrame
+from kernel.adapters.base import FeedStats, RawFrame, count_malformed
 from kernel.adapters.wire import ResyncRequest, ResyncRequests, rfc3339_to_ns
 from kernel.book import L2Book
 from kernel.bus import topics
@@ -73,8 +73,6 @@ _SYNCING = BookState.SYNCING
 _SIDES = {"BUY": AggressorSide.BUY, "SELL": AggressorSide.SELL}
 _IGNORED_CHANNELS = frozenset({"subscriptions", "status", "candles", "ticker_batch"})
 _MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-_WARN_FIRST = 10
-_WARN_EVERY = 1000
 
 
 class _Product:
@@ -536,16 +534,7 @@ class CoinbaseFeed:
     # -- errors --------------------------------------------------------------
 
     def _malformed(self, frame: RawFrame, exc: Exception) -> None:
-        count = self.stats.malformed_frames = self.stats.malformed_frames + 1
-        if count <= _WARN_FIRST or count % _WARN_EVERY == 0:
-            log.warning(
-                "malformed Coinbase frame #%d from %s (%s: %s): %.200r",
-                count,
-                frame.source or "?",
-                type(exc).__name__,
-                exc,
-                frame.payload,
-            )
+        count_malformed(self.stats, log, "Coinbase", frame, exc)
 
     def _warn_once(self, key: str, text: str, *args: object) -> None:
         if key not in self._warned:

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from kernel.adapters.base import FeedStats, RawFrame
+from kernel.adapters.base import FeedStats, RawFrame, count_malformed
 from kernel.adapters.kraken.checksum import CHECKSUM_DEPTH, checksum_of_tokens, level_token
 from kernel.adapters.wire import ResyncRequest, ResyncRequests, rfc3339_to_ns
 from kernel.book import L2Book
@@ -75,8 +75,6 @@ _V1_SIDES = {"b": AggressorSide.BUY, "s": AggressorSide.SELL}
 _V2_SIDES = {"buy": AggressorSide.BUY, "sell": AggressorSide.SELL}
 # Exceptions that mean "the input is not what Kraken sends" rather than a bug here.
 _MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-_WARN_FIRST = 10
-_WARN_EVERY = 1000
 
 # A parsed level: fixed-point price, fixed-point size, checksum token (price+volume digits).
 _Parsed = tuple[int, int, str]
@@ -804,16 +802,7 @@ class KrakenFeed:
     # -- errors --------------------------------------------------------------
 
     def _malformed(self, frame: RawFrame, exc: Exception) -> None:
-        count = self.stats.malformed_frames = self.stats.malformed_frames + 1
-        if count <= _WARN_FIRST or count % _WARN_EVERY == 0:
-            log.warning(
-                "malformed Kraken frame #%d from %s (%s: %s): %.200r",
-                count,
-                frame.source or "?",
-                type(exc).__name__,
-                exc,
-                frame.payload,
-            )
+        count_malformed(self.stats, log, "Kraken", frame, exc)
 
     def _warn_once(self, key: str, text: str, *args: object) -> None:
         if key not in self._warned:

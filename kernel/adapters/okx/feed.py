@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from kernel.adapters.base import FeedStats, RawFrame
+from kernel.adapters.base import FeedStats, RawFrame, count_malformed
 from kernel.adapters.okx.checksum import CHECKSUM_DEPTH, checksum_of_pairs
 from kernel.adapters.okx.instruments import VENUE, parse_okx_instruments
 from kernel.book import L2Book
@@ -76,8 +76,6 @@ _MS_TO_NS = 1_000_000
 # Exceptions that mean "the input is not what OKX sends" rather than a bug here.
 _MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 # Warn about the first few malformed frames, then about one in this many.
-_WARN_FIRST = 10
-_WARN_EVERY = 1000
 
 _VALID = BookState.VALID
 _INVALID = BookState.INVALID
@@ -716,16 +714,7 @@ class OkxFeed:
             log.info("OKX event %r ignored: %.200r", event, message)
 
     def _malformed(self, frame: RawFrame, exc: Exception) -> None:
-        count = self.stats.malformed_frames = self.stats.malformed_frames + 1
-        if count <= _WARN_FIRST or count % _WARN_EVERY == 0:
-            log.warning(
-                "malformed OKX frame #%d from %s (%s: %s): %.200r",
-                count,
-                frame.source or "?",
-                type(exc).__name__,
-                exc,
-                frame.payload,
-            )
+        count_malformed(self.stats, log, "OKX", frame, exc)
 
     def _warn_once(self, key: str, text: str, *args: object) -> None:
         if key not in self._warned:
