@@ -28,9 +28,12 @@ from kernel.logs import setup_logging
 from kernel.metrics import StageLatency
 from kernel.models.cli import (
     add_models_eval_command,
+    add_models_retrain_command,
     add_train_command,
     is_models_eval,
+    is_models_retrain,
     run_eval,
+    run_retrain,
     run_train,
 )
 from kernel.plugins import PluginHost
@@ -156,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_api_commands(commands)
     add_models_eval_command(commands.choices["models"])
+    add_models_retrain_command(commands.choices["models"])
     add_train_command(commands)
     return parser
 
@@ -257,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, json_lines=args.log_json)
     if is_models_eval(args):
         return run_eval(args)
+    if is_models_retrain(args):
+        return run_retrain(args)
     if args.command == "train":
         return run_train(args)
     if args.command in API_COMMANDS or (

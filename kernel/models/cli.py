@@ -18,8 +18,11 @@ from kernel.adapters.registry import REPLAY_VENUES
 __all__ = [
     "TRAIN_EXTRA_HINT",
     "add_models_eval_command",
+    "add_models_retrain_command",
     "add_train_command",
+    "is_models_retrain",
     "run_eval",
+    "run_retrain",
     "run_train",
 ]
 
@@ -64,6 +67,178 @@ def add_models_eval_command(models: argparse.ArgumentParser) -> None:
         "--repository", type=Path, help="model repository (default $TRADEKERNEL_MODELS or ./models)"
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_models_retrain_command(models: argparse.ArgumentParser) -> None:
+    """Add ``retrain`` under ``tradekernel models``, beside any subcommands it already has."""
+    existing = [
+        action for action in models._actions if isinstance(action, argparse._SubParsersAction)
+    ]
+    if existing:
+        subcommands = existing[0]
+    else:
+        subcommands = models.add_subparsers(dest="models_command", metavar="COMMAND")
+    retrain = subcommands.add_parser(
+        "retrain",
+        help="train a stored version again on recent recordings as a new version; with --api "
+        "put it in shadow in a running kernel (needs torch)",
+        description="Repeat the training of NAME[:VERSION] (its configuration from its "
+        "metadata.json) on other recordings and store the result as the next version. With "
+        "--api, load it into the running kernel and put it in shadow; it is never promoted. "
+        "See docs/models.md.",
+    )
+    retrain.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME[:VERSION]",
+        help="the version to repeat (without VERSION: the kernel's production version with "
+        "--api, else the latest stored)",
+    )
+    data = retrain.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", nargs="+", type=Path, metavar="FILE", help="recordings")
+    data.add_argument("--recordings", type=Path, metavar="DIR", help="a recording folder")
+    retrain.add_argument(
+        "--last", type=_positive, metavar="N", help="with --recordings: its newest N files"
+    )
+    retrain.add_argument(
+        "--repository", type=Path, help="model repository (default $TRADEKERNEL_MODELS or ./models)"
+    )
+    retrain.add_argument(
+        "--api",
+        metavar="HOST:PORT",
+        help="a running kernel's API: load the new version there and put it in shadow",
+    )
+    retrain.add_argument(
+        "--token", help="bearer token for --api with scope admin (default $TRADEKERNEL_API_TOKEN)"
+    )
+    retrain.add_argument("--timeout", type=float, default=60.0, help="seconds per API call")
+    retrain.add_argument("--ca", metavar="FILE", help="speak TLS to --api, trusting this CA")
+    retrain.add_argument("--cert", metavar="FILE", help="client certificate for mutual TLS")
+    retrain.add_argument("--key", metavar="FILE", help="the client certificate's key")
+    retrain.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def is_models_retrain(args: argparse.Namespace) -> bool:
+    """Return whether the parsed command line is ``tradekernel models retrain``."""
+    return args.command == "models" and getattr(args, "models_command", None) == "retrain"
+
+
+def run_retrain(
+    args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run ``tradekernel models retrain``; return the exit status (0, 1 or 2, as ``train``)."""
+    import os  # noqa: PLC0415
+
+    from kernel.cli_api import CA_ENV, CERT_ENV, KEY_ENV, TOKEN_ENV  # noqa: PLC0415
+    from kernel.models.repository import ModelRepository, parse_reference  # noqa: PLC0415
+    from kernel.models.retrain import RetrainError, recent_recordings, retrain  # noqa: PLC0415
+    from tradekernel_sdk.client import ApiError, KernelClient, TlsFiles  # noqa: PLC0415
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    command = "tradekernel models retrain"
+    try:
+        name, version = parse_reference(args.model)
+    except ValueError as error:
+        print(f"{command}: --model: {error}", file=err)
+        return 2
+    if args.last is not None and args.recordings is None:
+        print(f"{command}: --last applies to --recordings", file=err)
+        return 2
+    repository = ModelRepository(args.repository)
+    client: KernelClient | None = None
+    if args.api:
+        token = args.token or os.environ.get(TOKEN_ENV)
+        if not token:
+            print(f"{command}: --api needs a token: set {TOKEN_ENV} or pass --token", file=err)
+            return 2
+        ca = args.ca or os.environ.get(CA_ENV)
+        cert = args.cert or os.environ.get(CERT_ENV)
+        key = args.key or os.environ.get(KEY_ENV)
+        if (cert is None) != (key is None):
+            print(f"{command}: --cert and --key: give both, or neither", file=err)
+            return 2
+        tls = None if ca is None and cert is None else TlsFiles(ca, cert, key)
+        client = KernelClient(args.api, token, timeout=args.timeout, tls=tls)
+    try:
+        reference = args.model
+        if client is not None and version is None:
+            # Without a version, repeat what the kernel serves.
+            serving = [m for m in client.models(name) if m.stage == "production"]
+            if serving and serving[0].version.isdigit():
+                reference = f"{name}:{serving[0].version}"
+        files = args.data if args.data else recent_recordings(args.recordings, args.last)
+        result = retrain(reference, files, repository)
+    except RetrainError as error:
+        print(f"{command}: {error}", file=err)
+        return error.exit_status
+    except ApiError as error:
+        print(f"{command}: the kernel at {args.api}: {error}", file=err)
+        if client is not None:
+            client.close()
+        return 1
+    err.write(result.output)
+    source, stored = result.source, result.version
+    data: dict[str, object] = {
+        "model": stored.name,
+        "version": stored.version,
+        "path": str(stored.path.resolve()),
+        "source_version": source.version,
+        "files": [str(path) for path in result.files],
+        "seconds": round(result.seconds, 3),
+        "same_data": result.same_data,
+        "stage": "stored",
+    }
+    lines = [
+        f"{stored.name}:{stored.version} {stored.path.resolve()}",
+        f"trained as {source.name}:{source.version} was, on {len(result.files)} file(s), "
+        f"in {result.seconds:.1f} s",
+    ]
+    if result.same_data:
+        lines.append(
+            f"note: the data is the same as {source.name}:{source.version}'s (identical SHA-256)"
+        )
+    status = 0
+    if client is not None:
+        label = str(stored.version)
+        try:
+            with client:
+                client.load_model(
+                    stored.name,
+                    label,
+                    str(stored.path.resolve()),
+                    str(stored.metadata["model_sha256"]),
+                )
+                lines.append(f"loaded {stored.name}:{label} into the kernel at {args.api}")
+                client.shadow_model(stored.name, label)
+                data["stage"] = "shadow"
+                production = [
+                    m.version for m in client.models(stored.name) if m.stage == "production"
+                ]
+                lines.append(
+                    f"shadow {stored.name}:{label} beside production "
+                    f"{production[0] if production else 'none'}; not promoted"
+                )
+        except ApiError as error:
+            lines.append(f"the kernel at {args.api} refused it: {error}")
+            data["error"] = str(error)
+            status = 1
+    if args.json:
+        print(json.dumps(data), file=out)
+    else:
+        for line in lines:
+            print(line, file=out)
+    return status
 
 
 def is_models_eval(args: argparse.Namespace) -> bool:

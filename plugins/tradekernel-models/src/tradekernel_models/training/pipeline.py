@@ -67,6 +67,7 @@ __all__ = [
     "TrainingResult",
     "class_weights",
     "feature_reference",
+    "recorded_config",
     "resolve_feature_set",
     "train",
 ]
@@ -123,6 +124,16 @@ def _code_version() -> str:
 
     package = f"tradekernel-models {version('tradekernel-models')}"
     return f"git {described} ({package})" if described else package
+
+
+def recorded_config(config: TrainingConfig, base: Path, files: list[Path]) -> dict[str, Any]:
+    """Return ``config`` as plain data with its paths made absolute, for ``metadata.json``."""
+    recorded: dict[str, Any] = msgspec.to_builtins(config)
+    recorded["data"]["files"] = [str(path) for path in files]
+    recorded["repository"] = str((base / config.repository).resolve())
+    if config.checkpoint_dir:
+        recorded["checkpoint_dir"] = str((base / config.checkpoint_dir).resolve())
+    return recorded
 
 
 def resolve_feature_set(features: FeaturesConfig, registry: dict[str, type[Feature]]) -> FeatureSet:
@@ -447,6 +458,8 @@ def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
             "format_version": 1,
             "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "code_version": _code_version(),
+            # The configuration as resolved here, so a retraining can repeat it on new data.
+            "training_config": recorded_config(config, base, files),
             "venue": series.venue,
             "symbol": series.symbol,
             "events": len(series),
