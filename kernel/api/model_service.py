@@ -26,6 +26,13 @@ malformed field INVALID_ARGUMENT, a damaged or nonsensical version or a
 command that does not fit the current stages FAILED_PRECONDITION, a version
 loaded again with another file ALREADY_EXISTS. A kernel serving no models
 answers those five with UNIMPLEMENTED.
+
+``LoadModel`` with ``uri = "component:NAME"`` (and no ``sha256``) loads a
+version answered by the model component NAME of ``[[components]]``; the same
+four commands then move it through the stages. A served version's listing
+carries its metrics (answers, agreement with production, errors, latency)
+and, for a component version, whether its component is up and which version
+answers in its place while it is down.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ _STAGES = {
     "production": models_pb2.MODEL_STAGE_PRODUCTION,
     "retired": models_pb2.MODEL_STAGE_RETIRED,
 }
+_COMPONENT_URI = "component:"  # kernel.serving.registry.COMPONENT_URI, without importing serving
 _NOT_SERVING = (
     "{rpc}: this kernel serves no models; only ListModels is served (it reads the model repository)"
 )
@@ -160,8 +168,9 @@ def read_model_repository(root: Path | None, name: str = "") -> list[models_pb2.
     return models
 
 
-def _info(state: VersionState) -> models_pb2.ModelInfo:
-    return models_pb2.ModelInfo(
+def _info(state: VersionState, registry: ModelRegistry) -> models_pb2.ModelInfo:
+    metrics = state.metrics
+    info = models_pb2.ModelInfo(
         name=state.name,
         version=state.version,
         uri=state.model.uri,
@@ -171,7 +180,35 @@ def _info(state: VersionState) -> models_pb2.ModelInfo:
         ts_loaded=state.model.loaded_ns,
         ts_stage=state.ts_stage,
         canary_instruments=sorted(state.canary_instruments),
+        metrics=models_pb2.ModelVersionMetrics(
+            predictions=metrics.predictions,
+            compared=metrics.compared,
+            agreed=metrics.agreed,
+            errors=metrics.errors,
+            latency_p50_ns=metrics.latency.quantile(0.5),
+            latency_p99_ns=metrics.latency.quantile(0.99),
+        ),
     )
+    component = state.component
+    if component is not None:
+        up = component.up()
+        stand_in = ""
+        if not up:
+            route = registry.route(state.name)
+            if state is route.production:
+                found = registry.stand_in(state.name)
+                stand_in = found.version if found is not None else ""
+            elif state is route.canary and route.production is not None:
+                stand_in = route.production.version
+        info.component.CopyFrom(
+            models_pb2.ModelComponentState(
+                name=component.component,
+                up=up,
+                down_reason=component.down_reason(),
+                stand_in=stand_in,
+            )
+        )
+    return info
 
 
 def _required(field: str, value: str) -> str:
@@ -209,7 +246,7 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
         registry = self.parts.serving()
         if registry is not None:
             for state in registry.versions(request.name):
-                listed[(state.name, state.version)] = _info(state)
+                listed[(state.name, state.version)] = _info(state, registry)
         models = sorted(listed.values(), key=lambda i: (i.name, i.ts_loaded, i.version))
         return models_pb2.ListModelsResponse(models=models)
 
@@ -222,13 +259,13 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
 
         registry = self._registry("LoadModel")
         name, version = _required("name", request.name), _required("version", request.version)
-        if request.uri and not request.sha256:
+        if request.uri and not request.sha256 and not request.uri.startswith(_COMPONENT_URI):
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "sha256: required with uri")
         try:
             state = await registry.load(name, version, request.uri, request.sha256)
         except RegistryError as error:
             raise self._refused(error) from None
-        return models_pb2.LoadModelResponse(model=_info(state))
+        return models_pb2.LoadModelResponse(model=_info(state, registry))
 
     @unary
     async def PromoteModel(
@@ -243,7 +280,7 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
             state = registry.promote(name, version)
         except RegistryError as error:
             raise self._refused(error) from None
-        return models_pb2.PromoteModelResponse(model=_info(state))
+        return models_pb2.PromoteModelResponse(model=_info(state, registry))
 
     @unary
     async def ShadowModel(
@@ -258,7 +295,7 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
             state = registry.shadow(name, version)
         except RegistryError as error:
             raise self._refused(error) from None
-        return models_pb2.ShadowModelResponse(model=_info(state))
+        return models_pb2.ShadowModelResponse(model=_info(state, registry))
 
     @unary
     async def CanaryModel(
@@ -273,7 +310,7 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
             state = registry.canary(name, version, request.canary_bps, list(request.instruments))
         except RegistryError as error:
             raise self._refused(error) from None
-        return models_pb2.CanaryModelResponse(model=_info(state))
+        return models_pb2.CanaryModelResponse(model=_info(state, registry))
 
     @unary
     async def RollbackModel(
@@ -289,4 +326,4 @@ class ModelServicer(models_pb2_grpc.ModelServiceServicer):
             state = registry.rollback(name, from_version)
         except RegistryError as error:
             raise self._refused(error) from None
-        return models_pb2.RollbackModelResponse(model=_info(state))
+        return models_pb2.RollbackModelResponse(model=_info(state, registry))

@@ -33,6 +33,7 @@ from kernel.service.components import (
 )
 from kernel.service.config import API_TOKENS_ENV, ConfigError, KernelConfig
 from kernel.service.lifecycle import Component, Lifecycle, ShutdownRequest
+from kernel.serving.registry import Components
 from kernel.serving.service import ServingComponent
 from kernel.trading import MarketData, VenueMap
 from kernel.trading.clock import MarketClock
@@ -102,7 +103,7 @@ def _component_health(components: list[Component], remote: Any) -> list[tuple[st
             if session is not None and stats is not None and not session.connected.is_set():
                 state = "STARTING"
                 detail = f"not connected ({stats.connects} connects, {stats.disconnects} drops)"
-        elif isinstance(component, LiveOrderEntryComponent):
+        elif isinstance(component, LiveOrderEntryComponent | ServingComponent):
             state, detail = component.health()
         rows.append((component.name, state, detail))
     if remote is not None:
@@ -251,6 +252,15 @@ def build(
 
     serving: ServingComponent | None = None
     if config.serving.enabled:
+        named = {spec.name for spec in component_specs}
+        for index, model in enumerate(config.serving.models):
+            for at, item in enumerate(model.components):
+                if item.component not in named:
+                    raise ConfigError(
+                        f"serving.models[{index}].components[{at}].component: no component "
+                        f"{item.component!r} in [[components]] (configured: "
+                        f"{', '.join(sorted(named)) or 'none'})"
+                    )
         # After trading, whose journal it restores from and writes to; before the data.
         serving = ServingComponent(
             config.serving,
@@ -258,6 +268,11 @@ def build(
             journal=lambda: trading.journal if trading is not None else None,
             books=market.book,
             metrics=metrics.server if metrics is not None else None,
+            # The links start after serving: looked up when a version asks.
+            components=Components(
+                frozenset(spec.name for spec in component_specs),
+                lambda: remote.links if remote is not None else {},
+            ),
         )
         components.append(serving)
 

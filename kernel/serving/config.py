@@ -14,10 +14,20 @@
     version = "1"                  # at the first start, load and promote it
     batching = true
     max_batch = 64
+    fallback = "in_process"        # while a production component is down; or "none"
+    # classes = ["down", "stationary", "up"]   # for component versions (default: in-process's)
 
-``version`` applies only while the journal holds no production version for
-the model: after that, what operators did (``tradekernel models …``) is what
-a restart restores.
+    [[serving.models.components]]  # a version answered out of process
+    version = "2"
+    component = "deeplob_v2"       # the name of a model component in [[components]]
+
+A component version is loaded (as ``uri = "component:NAME"``) at start when
+the registry does not have it yet; then it moves through the stages like any
+version (``tradekernel models shadow/canary/promote``).
+
+``version`` (in process) applies only while the journal holds no production
+version for the model: after that, what operators did (``tradekernel models
+…``) is what a restart restores.
 """
 
 from __future__ import annotations
@@ -27,7 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServedModel", "ServingConfig", "parse_serving_config"]
+__all__ = ["ComponentVersionConfig", "ServedModel", "ServingConfig", "parse_serving_config"]
+
+
+@dataclass(frozen=True)
+class ComponentVersionConfig:
+    """A version of a served model answered by a component of ``[[components]]``."""
+
+    version: str
+    component: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,11 @@ class ServedModel:
     version: str = ""
     batching: bool = True
     max_batch: int = 64
+    components: tuple[ComponentVersionConfig, ...] = ()
+    fallback: str = "in_process"
+    """What answers while a production component is down: ``in_process`` or ``none``."""
+    classes: tuple[str, ...] = ()
+    """The classes component versions answer (default: those of the in-process versions)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,38 @@ def _string(table: Mapping[str, Any], key: str, default: str, prefix: str) -> st
     return value
 
 
+def _component_fields(table: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Read a served model's ``components``, ``fallback`` and ``classes``."""
+    fallback = _string(table, "fallback", "in_process", prefix)
+    if fallback not in {"in_process", "none"}:
+        raise ValueError(f"{prefix}.fallback: 'in_process' or 'none', got {fallback!r}")
+    classes = table.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        raise ValueError(f"{prefix}.classes: a list of class names")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{prefix}.classes: each class once, got {classes}")
+    raw = table.get("components", [])
+    if not isinstance(raw, list):
+        raise ValueError(f"{prefix}.components: an array of tables ([[serving.models.components]])")
+    components: list[ComponentVersionConfig] = []
+    for index, item in enumerate(raw):
+        where = f"{prefix}.components[{index}]"
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{where}: expected a table")
+        _check(item, where, {"version", "component"})
+        version = _string(item, "version", "", where)
+        component = _string(item, "component", "", where)
+        for key, value in (("version", version), ("component", component)):
+            if not value:
+                raise ValueError(f"{where}.{key}: required")
+        if any(version == known.version for known in components):
+            raise ValueError(f"{where}.version: {version!r} is listed already")
+        if any(component == known.component for known in components):
+            raise ValueError(f"{where}.component: {component!r} answers for a version already")
+        components.append(ComponentVersionConfig(version, component))
+    return {"components": tuple(components), "fallback": fallback, "classes": tuple(classes)}
+
+
 def parse_serving_config(raw: Any, base: Path) -> ServingConfig:
     """Validate ``[serving]``; a ValueError names the field (``serving.models[0].name: …``)."""
     if raw is None:
@@ -98,7 +153,20 @@ def parse_serving_config(raw: Any, base: Path) -> ServingConfig:
         prefix = f"serving.models[{index}]"
         if not isinstance(table, Mapping):
             raise ValueError(f"{prefix}: expected a table")
-        _check(table, prefix, {"name", "instruments", "version", "batching", "max_batch"})
+        _check(
+            table,
+            prefix,
+            {
+                "name",
+                "instruments",
+                "version",
+                "batching",
+                "max_batch",
+                "components",
+                "fallback",
+                "classes",
+            },
+        )
         name = _string(table, "name", "", prefix)
         if not name:
             raise ValueError(f"{prefix}.name: required")
@@ -120,6 +188,7 @@ def parse_serving_config(raw: Any, base: Path) -> ServingConfig:
                 version=_string(table, "version", "", prefix),
                 batching=_boolean(table, "batching", True, prefix),
                 max_batch=_integer(table, "max_batch", 64, prefix, 4096),
+                **_component_fields(table, prefix),
             )
         )
     return ServingConfig(

@@ -6,7 +6,8 @@ streaming features, the feature vector the feature engine publishes on
 ``features.<venue>.<symbol>`` after the event), asks the model's
 :class:`~kernel.serving.registry.Route` which version acts for the
 instrument, and queues the input for it, and for the shadow version when
-there is one. Queued inputs are scored once per loop
+there is one; on an instrument routed to a canary, production's input is
+queued too, so the canary is compared with production. Queued inputs are scored once per loop
 iteration (or as soon as ``max_batch`` are waiting): every input due in the
 same tick goes to onnxruntime in one batch per version, which costs less
 than one call each. Without a running loop (a synchronous replay) or with
@@ -14,9 +15,15 @@ than one call each. Without a running loop (a synchronous replay) or with
 
 The acting version's answers are published as
 :class:`~tradekernel_sdk.predictions.Prediction` on
-``model.prediction.<venue>.<symbol>``, in event order; the shadow's are
-compared with them (agreement) and counted, never published. Plug-in hooks
-are never called per event: the engine reads the bus and the registry only.
+``model.prediction.<venue>.<symbol>``, in event order; the shadow's and
+the routed canary's are compared with production's on the same input
+(agreement) and counted; a shadow's are never published. Versions answered
+out of process are the business of ``remote``
+(:class:`~kernel.serving.remote.ComponentModels`): it says who answers
+(the engine stands by while a component does, and scores the stand-in while
+it is down), and the engine hands it the in-process answers a component's
+must be compared with. Plug-in hooks are never called per event: the engine
+reads the bus and the registry only.
 """
 
 from __future__ import annotations
@@ -27,14 +34,14 @@ import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from kernel.bus import DEFAULT_PRIORITY, Bus
 from kernel.features.engine import FeatureVector
-from kernel.serving.registry import ModelRegistry, VersionState
+from kernel.serving.registry import ModelRegistry, Route, VersionState
 from kernel.serving.spec import BOOK_COLUMNS_PER_LEVEL
 from tradekernel_sdk.features import ReplayBook
 from tradekernel_sdk.predictions import Prediction, prediction_topic
@@ -49,6 +56,18 @@ SERVING_PRIORITY = DEFAULT_PRIORITY - 2
 """After the books are applied and before features' consumers: inputs see the event's book."""
 
 BookLookup = Callable[[str, str], BookView | None]
+
+
+class RemoteAnswers(Protocol):
+    """The out-of-process side of a model (:class:`kernel.serving.remote.ComponentModels`)."""
+
+    def event(self, venue: str, symbol: str, ts_recv: int, number: int) -> None: ...
+
+    def answering(self, route: Route, instrument: str) -> VersionState | None: ...
+
+    def answered(
+        self, state: VersionState, venue: str, symbol: str, ts_recv: int, predicted: int
+    ) -> None: ...
 
 
 class BookWindow:
@@ -101,7 +120,7 @@ class BookWindow:
             bigger._buffer[:kept] = self.latest(kept, self.levels)
             bigger._buffer[capacity : capacity + kept] = bigger._buffer[:kept]
         bigger._next = kept % capacity
-        bigger.count = self.count
+        bigger.count = kept  # the rows it holds: what it never kept must fill again
         return bigger
 
     def clear(self) -> None:
@@ -125,12 +144,15 @@ class ServingStats:
     unserved: int = 0
     """Events while the model had no acting version."""
     standing_by: int = 0
-    """Events while another answerer (an out-of-process version) was answering."""
+    """Events while an out-of-process version was answering."""
     predictions: int = 0
     """Answers published."""
     failed: int = 0
     """Inputs whose inference raised or answered nonsense."""
     shadow_scored: int = 0
+    """Shadow inputs scored (compared, never published)."""
+    reference_scored: int = 0
+    """Production inputs scored only to compare a canary (or a component) with."""
     batches: int = 0
     largest_batch: int = 0
 
@@ -154,7 +176,9 @@ class _Pending:
     inputs: npt.NDArray[np.float32]
     ts_recv: int
     event: int
-    shadow_of: _Pending | None = None
+    publish: bool = False
+    against: _Pending | None = None  # production's input, when this one is compared with it
+    remote: bool = False  # its answer goes to the remote side, to pair with a component's
     answer: npt.NDArray[np.float32] | None = None
 
 
@@ -164,9 +188,9 @@ class ServingEngine:
     ``instruments`` limits it to those ``(venue, symbol)`` pairs; ``books``
     reads the feeds' live books (without it the engine rebuilds each book
     from the events it sees); ``levels`` is the deepest book a version may ask for.
-    ``answering`` (when given) says whether the engine answers now: while it
-    returns False the windows keep filling and nothing is scored, so an engine
-    standing by for an out-of-process version can take over at the next event.
+    ``remote`` (when given) is the model's out-of-process side: while a
+    component answers, the windows keep filling and the engine stands by, so
+    it can take over at the next event when the component goes down.
     """
 
     def __init__(
@@ -180,7 +204,7 @@ class ServingEngine:
         levels: int = 10,
         batching: bool = True,
         max_batch: int = 64,
-        answering: Callable[[], bool] | None = None,
+        remote: RemoteAnswers | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch: at least 1, got {max_batch}")
@@ -192,7 +216,7 @@ class ServingEngine:
         self.levels = levels
         self.batching = batching
         self.max_batch = max_batch
-        self.answering = answering
+        self.remote = remote
         self.stats = ServingStats()
         self._instruments: dict[tuple[str, str], _Instrument] = {}
         self._queue: list[_Pending] = []
@@ -255,67 +279,131 @@ class ServingEngine:
         stats = self.stats
         stats.events += 1
         entry.events += 1
+        remote = self.remote
+        if remote is not None:
+            remote.event(update.venue, update.symbol, update.ts_recv, entry.events)
         route = self.registry.route(self.model)
-        acting = route.acting(entry.label)
+        answering = self._answering(route, entry.label)
+        # Every in-process version that may answer keeps its window full, the stand-in
+        # of a component too, so it takes over at the next event.
+        stand_in = self.registry.stand_in(self.model) if remote is not None else None
         needed = max(
-            (state.model.spec.input.window for state in (acting, route.shadow) if state),
+            (
+                state.onnx.spec.input.window
+                for state in (answering, route.production, route.shadow, route.canary, stand_in)
+                if state is not None and state.component is None
+            ),
             default=1,
         )
         if needed > entry.window.capacity:
             entry.window = entry.window.grown(needed)
         entry.window.push(book)
-        if acting is None:
+        if answering is None:
             stats.unserved += 1
             return
-        if self.answering is not None and not self.answering():
+
+        def make(state: VersionState) -> _Pending | None:
+            return self._input(entry, state, update.ts_recv)
+
+        if answering.component is not None:
             stats.standing_by += 1
+            self._compared(entry, route, None, make)
             return
-        if acting.model.spec.input.source != "book":
+        if answering.onnx.spec.input.source != "book":
             return  # scored on the feature vector this event produces
-        pending = self._input(entry, acting, update.ts_recv)
+        pending = make(answering)
         if pending is None:
             stats.warming += 1
             return
         stats.scored += 1
+        pending.publish = True
         self._queue.append(pending)
-        shadow = route.shadow
-        if shadow is not None and shadow is not acting:
-            shadowed = self._input(entry, shadow, update.ts_recv)
-            if shadowed is not None:
-                shadowed.shadow_of = pending
-                self._queue.append(shadowed)
-        self._due()
+        self._compared(entry, route, pending, make)
 
     def _on_features(self, vector: FeatureVector) -> None:
         entry = self._entry(vector.venue, vector.symbol)
         if entry is None:
             return
         route = self.registry.route(self.model)
-        acting = route.acting(entry.label)
-        if acting is None or acting.model.spec.input.source != "features":
+        answering = self._answering(route, entry.label)
+        if answering is None:
             return
-        if self.answering is not None and not self.answering():
+
+        def make(state: VersionState) -> _Pending | None:
+            return self._feature_input(entry, state, vector)
+
+        if answering.component is not None:
+            self._compared(entry, route, None, make)
+            return
+        if answering.onnx.spec.input.source != "features":
             return
         stats = self.stats
         stats.feature_updates += 1
-        pending = self._feature_input(entry, acting, vector)
+        pending = make(answering)
         if pending is None:
             stats.warming += 1
             return
         stats.scored += 1
+        pending.publish = True
         self._queue.append(pending)
-        shadow = route.shadow
-        if shadow is not None and shadow is not acting:
-            shadowed = self._feature_input(entry, shadow, vector)
-            if shadowed is not None:
-                shadowed.shadow_of = pending
-                self._queue.append(shadowed)
+        self._compared(entry, route, pending, make)
+
+    def _answering(self, route: Route, instrument: str) -> VersionState | None:
+        remote = self.remote
+        return route.acting(instrument) if remote is None else remote.answering(route, instrument)
+
+    def _compared(
+        self,
+        entry: _Instrument,
+        route: Route,
+        acting: _Pending | None,
+        make: Callable[[VersionState], _Pending | None],
+    ) -> None:
+        """Queue what compares the shadow and a routed canary with production on this input.
+
+        Production's answer is the acting one's when production acts, else it
+        is scored for the comparison alone; when either side of a pair is a
+        component, the in-process side's answer goes to ``remote``.
+        """
+        production = route.production
+        candidates = route.candidates(entry.label)
+        if production is None or not candidates:
+            self._due()
+            return
+        stats = self.stats
+        reference: _Pending | None = None
+        if production.component is None:
+            if acting is not None and acting.state is production:
+                reference = acting
+            else:
+                reference = make(production)
+                if reference is not None:
+                    stats.reference_scored += 1
+                    self._queue.append(reference)
+            if reference is not None and self.remote is not None:
+                reference.remote = any(c.component is not None for c in candidates)
+        for candidate in candidates:
+            if candidate.component is not None:
+                continue  # its component answers on its own
+            if acting is not None and acting.state is candidate:
+                mine = acting
+            else:
+                found = make(candidate)
+                if found is None:
+                    continue
+                mine = found
+                stats.shadow_scored += 1
+                self._queue.append(mine)
+            if production.component is None:
+                mine.against = reference
+            else:
+                mine.remote = self.remote is not None
         self._due()
 
     def _feature_input(
         self, entry: _Instrument, state: VersionState, vector: FeatureVector
     ) -> _Pending | None:
-        spec = state.model.spec.input
+        spec = state.onnx.spec.input
         if spec.source != "features":
             return None
         key = (vector.columns, spec.columns)
@@ -337,7 +425,7 @@ class ServingEngine:
         )
 
     def _input(self, entry: _Instrument, state: VersionState, ts_recv: int) -> _Pending | None:
-        spec = state.model.spec.input
+        spec = state.onnx.spec.input
         if spec.source != "book" or entry.window.count < spec.window:
             return None
         if spec.levels > entry.window.levels:
@@ -373,19 +461,21 @@ class ServingEngine:
             groups.setdefault(id(pending.state), []).append(pending)
         for items in groups.values():
             self._score(items)
-        stats = self.stats
+        remote = self.remote
         for pending in queue:
-            if pending.answer is None:
+            answer = pending.answer
+            if answer is None:
                 continue
-            if pending.shadow_of is None:
+            if pending.publish:
                 self._publish(pending)
-            else:
-                stats.shadow_scored += 1
-                acting = pending.shadow_of.answer
-                if acting is not None:
-                    metrics = pending.state.metrics
-                    metrics.compared += 1
-                    metrics.agreed += int(pending.answer.argmax() == acting.argmax())
+            against = pending.against
+            if against is not None and against.answer is not None:
+                metrics = pending.state.metrics
+                metrics.compared += 1
+                metrics.agreed += int(answer.argmax() == against.answer.argmax())
+            if pending.remote and remote is not None:
+                venue, symbol = pending.instrument.key
+                remote.answered(pending.state, venue, symbol, pending.ts_recv, int(answer.argmax()))
 
     def _score(self, items: list[_Pending]) -> None:
         state = items[0].state
@@ -393,14 +483,14 @@ class ServingEngine:
         batch = np.stack([item.inputs for item in items])
         started = time.perf_counter_ns()
         try:
-            answers = state.model.predict(batch)
+            answers = state.onnx.predict(batch)
         except Exception as error:  # onnxruntime's own errors: count, say, go on
             self._fail(state, len(items), f"inference raised {error}")
             return
         metrics.latency.observe(time.perf_counter_ns() - started)
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(items))
-        classes = len(state.model.spec.classes)
+        classes = len(state.classes)
         if answers.shape != (len(items), classes):
             self._fail(state, len(items), f"answered shape {list(answers.shape)}")
             return
@@ -422,7 +512,7 @@ class ServingEngine:
         assert pending.answer is not None
         answer = pending.answer
         entry = pending.instrument
-        model = pending.state.model
+        model = pending.state.onnx
         self.stats.predictions += 1
         self.bus.publish(
             entry.topic,
@@ -447,8 +537,10 @@ class ServingEngine:
             agreement = metrics.agreement
             versions[state.version] = {
                 "stage": state.stage.value,
+                "uri": state.model.uri,
+                "compared": metrics.compared,
                 "predictions": metrics.predictions,
-                "by_class": dict(zip(state.model.spec.classes, metrics.by_class, strict=True)),
+                "by_class": dict(zip(state.classes, metrics.by_class, strict=True)),
                 "agreement": None if agreement is None or math.isnan(agreement) else agreement,
                 "errors": metrics.errors,
                 "batch_p50_ns": metrics.latency.quantile(0.5),

@@ -14,11 +14,20 @@ with and the next one sees the new route.
 
 Loading (:meth:`ModelRegistry.load`) opens and validates the version in a
 worker thread, never on the event loop; a refused version changes nothing
-and the error says why. Every change is journaled, and the journal synced,
+and the error says why.
+
+A version may also be answered out of process: ``uri = "component:NAME"``
+names a model component of ``[[components]]`` (:class:`ComponentVersion`).
+The registry owns its stage exactly as an in-process version's; the kernel's
+side of the component (:class:`kernel.serving.remote.ComponentModels`) reads
+the route and answers. While a production component is down, the last
+in-process production version answers in its place (:meth:`ModelRegistry.stand_in`),
+unless the model's fallback is ``none``. Every change is journaled, and the journal synced,
 before it takes effect; :meth:`ModelRegistry.restore` replays those records
 after a restart (records kind → payload):
 
-``model_load``      ``[name, version, uri, sha256]``
+``model_load``      ``[name, version, uri, sha256]`` (uri ``component:NAME``, sha256 ``""``
+                    for a component version)
 ``model_promote``   ``[name, version]``
 ``model_shadow``    ``[name, version]``
 ``model_canary``    ``[name, version, canary_bps, instruments]``
@@ -37,7 +46,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -48,7 +57,10 @@ from kernel.metrics import KernelCollector, LatencyHistogram
 from kernel.serving.session import OnnxVersion, VersionFiles, VersionRejected, open_version
 
 __all__ = [
+    "COMPONENT_URI",
     "MAX_BPS",
+    "ComponentVersion",
+    "Components",
     "ModelRegistry",
     "RegistryError",
     "Route",
@@ -64,6 +76,9 @@ MAX_BPS: Final = 10_000
 MODEL_FILE: Final = "model.onnx"
 METADATA_FILE: Final = "metadata.json"
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
+COMPONENT_URI: Final = "component:"
+"""A version's uri naming the out-of-process component that answers for it."""
+FALLBACKS: Final = ("in_process", "none")
 
 
 class Stage(enum.Enum):
@@ -117,10 +132,59 @@ class VersionMetrics:
 
 
 @dataclass
+class Components:
+    """The kernel's out-of-process components, as the registry needs them.
+
+    ``names`` are the configured ones (``[[components]]``); ``links`` returns
+    the kernel's :class:`~kernel.components.ComponentLink` by name once they
+    run (they start after serving).
+    """
+
+    names: frozenset[str]
+    links: Callable[[], Mapping[str, Any]] = dict
+
+    def link(self, name: str) -> Any | None:
+        """Return the link to component ``name``, or None before it runs."""
+        return self.links().get(name)
+
+
+@dataclass(frozen=True)
+class ComponentVersion:
+    """A version answered by an out-of-process model component; nothing loads in the kernel."""
+
+    name: str
+    version: str
+    component: str
+    classes: tuple[str, ...]
+    components: Components
+    loaded_ns: int = field(default_factory=time.time_ns)
+    sha256: str = ""
+
+    @property
+    def uri(self) -> str:
+        """Return ``component:NAME``."""
+        return COMPONENT_URI + self.component
+
+    def up(self) -> bool:
+        """Return whether the component's session is up now."""
+        link = self.components.link(self.component)
+        return link is not None and getattr(link.state, "value", "") == "up"
+
+    def down_reason(self) -> str:
+        """Return why the component is not up ("" when it is)."""
+        link = self.components.link(self.component)
+        if link is None:
+            return "not started"
+        if self.up():
+            return ""
+        return str(link.down_reason or link.state.value)
+
+
+@dataclass
 class VersionState:
     """A loaded version, its stage and its metrics."""
 
-    model: OnnxVersion
+    model: OnnxVersion | ComponentVersion
     stage: Stage
     metrics: VersionMetrics
     ts_stage: int
@@ -136,6 +200,33 @@ class VersionState:
     def version(self) -> str:
         """Return the version."""
         return self.model.version
+
+    @property
+    def component(self) -> ComponentVersion | None:
+        """Return the component answering for it, None for an in-process version."""
+        model = self.model
+        return model if isinstance(model, ComponentVersion) else None
+
+    @property
+    def onnx(self) -> OnnxVersion:
+        """Return the in-process version (a TypeError for a component version)."""
+        model = self.model
+        if not isinstance(model, OnnxVersion):
+            raise TypeError(f"{self.name}:{self.version} is answered by {model.uri}")
+        return model
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Return the classes it answers, in output order."""
+        model = self.model
+        return model.classes if isinstance(model, ComponentVersion) else model.spec.classes
+
+    def routes(self, instrument: str) -> bool:
+        """Return whether this canary answers for ``instrument`` (``venue.symbol``)."""
+        return (
+            instrument in self.canary_instruments
+            or canary_bucket(self.name, instrument) < self.canary_bps
+        )
 
 
 LOADER_NICENESS: Final = 10
@@ -204,18 +295,27 @@ class Route:
     def acting(self, instrument: str) -> VersionState | None:
         """Return the version whose answer is acted on for ``instrument`` (``venue.symbol``)."""
         canary = self.canary
-        if canary is not None and (
-            instrument in canary.canary_instruments
-            or canary_bucket(self.name, instrument) < canary.canary_bps
-        ):
+        if canary is not None and canary.routes(instrument):
             return canary
         return self.production
+
+    def candidates(self, instrument: str) -> list[VersionState]:
+        """Return the versions compared with production on ``instrument``: shadow, routed canary."""
+        production = self.production
+        found = []
+        if self.shadow is not None and self.shadow is not production:
+            found.append(self.shadow)
+        canary = self.canary
+        if canary is not None and canary is not production and canary.routes(instrument):
+            found.append(canary)
+        return found
 
 
 @dataclass
 class _Model:
     versions: dict[str, VersionState] = field(default_factory=dict)
     previous: list[str] = field(default_factory=list)  # production versions a rollback returns to
+    in_process: str | None = None  # the last in-process production version: the stand-in
 
 
 class ModelRegistry:
@@ -224,6 +324,11 @@ class ModelRegistry:
     ``repository`` is the model repository's root (``<root>/<name>/<version>/``);
     ``journal`` receives every change before it acts (None: nothing is kept
     across restarts). ``threads`` is each session's intra-op thread count.
+    ``components`` are the out-of-process components a version may name
+    (None: none); ``classes`` gives a model's classes for its component
+    versions (default: those of its last loaded in-process version);
+    ``fallbacks`` says per model what answers while a production component is
+    down: ``"in_process"`` (default) or ``"none"``.
     """
 
     RECORD_KINDS: Final = frozenset(
@@ -238,9 +343,18 @@ class ModelRegistry:
         threads: int = 1,
         clock: Callable[[], int] = time.time_ns,
         executor: concurrent.futures.Executor | None = None,
+        components: Components | None = None,
+        classes: Mapping[str, Sequence[str]] | None = None,
+        fallbacks: Mapping[str, str] | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads: at least 1, got {threads}")
+        for model_name, fallback in (fallbacks or {}).items():
+            if fallback not in FALLBACKS:
+                raise ValueError(f"{model_name}: fallback is one of {FALLBACKS}, got {fallback!r}")
+        self.components = components
+        self.classes = {name: tuple(found) for name, found in (classes or {}).items()}
+        self.fallbacks = dict(fallbacks or {})
         self.repository = Path(repository)
         self.journal = journal
         self.threads = threads
@@ -254,6 +368,7 @@ class ModelRegistry:
         self._window = LoadingWindow()
         self.restore_failures: list[str] = []
         """Why journaled changes could not be applied again at the last restore."""
+        self._listeners: list[Callable[[VersionState], None]] = []
 
     # -- reading -------------------------------------------------------------
 
@@ -274,6 +389,26 @@ class ModelRegistry:
             for state in model.versions.values()
         ]
         return sorted(states, key=lambda s: (s.name, s.model.loaded_ns, s.version))
+
+    def stand_in(self, name: str) -> VersionState | None:
+        """Return the in-process version answering while the production component is down.
+
+        It is the last in-process version that was production (None when the
+        model's fallback is ``"none"`` or there never was one).
+        """
+        model = self._models.get(name)
+        if model is None or model.in_process is None or self.fallbacks.get(name) == "none":
+            return None
+        return model.versions.get(model.in_process)
+
+    def on_version(self, listener: Callable[[VersionState], None]) -> None:
+        """Call ``listener`` with each version installed from now on (loaded or restored)."""
+        self._listeners.append(listener)
+
+    def _installed(self, state: VersionState) -> None:
+        self._models.setdefault(state.name, _Model()).versions[state.version] = state
+        for listener in self._listeners:
+            listener(state)
 
     def get(self, name: str, version: str) -> VersionState:
         """Return a loaded version; NOT_FOUND names the versions there are."""
@@ -326,6 +461,14 @@ class ModelRegistry:
             raise RegistryError("invalid", f"sha256: expected 64 hex digits, got {sha256!r}")
         existing = self._models.get(name, _Model()).versions.get(version)
         if existing is not None:
+            if uri.startswith(COMPONENT_URI) or existing.component is not None:
+                if uri != existing.model.uri:
+                    raise RegistryError(
+                        "exists",
+                        f"model {name!r} version {version!r} is loaded from "
+                        f"{existing.model.uri}, not {uri or 'the repository'}",
+                    )
+                return existing
             if sha256 and sha256.lower() != existing.model.sha256:
                 raise RegistryError(
                     "exists",
@@ -333,6 +476,8 @@ class ModelRegistry:
                     f"{existing.model.sha256}, not {sha256.lower()}",
                 )
             return existing
+        if uri.startswith(COMPONENT_URI):
+            return self._load_component(name, version, uri, sha256, journal=journal)
         files = self.files(name, version, uri)
         key = (name, version)
         pending = self._loading.get(key)
@@ -356,7 +501,7 @@ class ModelRegistry:
             state = VersionState(
                 model, Stage.LOADED, VersionMetrics(model.spec.classes), self.clock()
             )
-            self._models.setdefault(name, _Model()).versions[version] = state
+            self._installed(state)
             log.info(
                 "model %s:%s loaded from %s (sha256 %s)", name, version, model.uri, model.sha256
             )
@@ -369,6 +514,67 @@ class ModelRegistry:
         finally:
             del self._loading[key]
 
+    def _load_component(
+        self, name: str, version: str, uri: str, sha256: str, *, journal: bool
+    ) -> VersionState:
+        """Install a version answered by the component ``uri`` names; it starts LOADED."""
+        component = uri[len(COMPONENT_URI) :]
+        for field_name, value in (("name", name), ("version", version), ("uri", component)):
+            if not value or not _NAME.match(value) or value in {".", ".."}:
+                raise RegistryError(
+                    "invalid", f"{field_name}: use letters, digits, '_', '-' and '.', got {value!r}"
+                )
+        if sha256:
+            raise RegistryError(
+                "invalid", f"sha256: {uri} is answered out of process, it has no file to hash"
+            )
+        components = self.components
+        if components is None or component not in components.names:
+            known = ", ".join(sorted(components.names)) if components else ""
+            raise RegistryError(
+                "not_found",
+                f"uri: no component {component!r} in [[components]] "
+                f"(configured: {known or 'none'})",
+            )
+        for state in self.versions():
+            served = state.component
+            if served is not None and served.component == component:
+                raise RegistryError(
+                    "exists",
+                    f"component {component!r} already answers for {state.name}:{state.version}",
+                )
+        link = components.link(component)
+        kind = getattr(link, "kind", "") if link is not None else ""
+        if kind and kind != "model":
+            raise RegistryError("invalid", f"component {component!r} is a {kind}, not a model")
+        classes = self.classes.get(name) or next(
+            (state.classes for state in reversed(self.versions(name)) if state.component is None),
+            (),
+        )
+        if not classes:
+            raise RegistryError(
+                "precondition",
+                f"model {name!r} has no in-process version to take its classes from; "
+                "set classes in its [[serving.models]] table",
+            )
+        if journal:
+            self._journal("model_load", [name, version, uri, ""])
+        model = ComponentVersion(name, version, component, classes, components)
+        state = VersionState(model, Stage.LOADED, VersionMetrics(classes), self.clock())
+        self._installed(state)
+        log.info("model %s:%s answered by component %s", name, version, component)
+        return state
+
+    def _require_up(self, state: VersionState, stage: str) -> None:
+        component = state.component
+        if component is not None and not component.up():
+            raise RegistryError(
+                "precondition",
+                f"model {state.name!r} version {state.version!r}: component "
+                f"{component.component!r} is {component.down_reason()}; it can become {stage} "
+                "once it is up",
+            )
+
     # -- stages --------------------------------------------------------------
 
     def promote(self, name: str, version: str) -> VersionState:
@@ -376,6 +582,7 @@ class ModelRegistry:
         state = self.get(name, version)
         if state.stage is Stage.PRODUCTION:
             return state
+        self._require_up(state, "production")
         self._journal("model_promote", [name, version])
         self._promote(name, version)
         return state
@@ -388,6 +595,8 @@ class ModelRegistry:
             self._set_stage(route.production, Stage.RETIRED)
             model.previous.append(route.production.version)
         self._set_stage(state, Stage.PRODUCTION)
+        if state.component is None:
+            model.in_process = version
         self._routes[name] = Route(
             name,
             production=state,
@@ -436,6 +645,7 @@ class ModelRegistry:
             raise RegistryError(
                 "precondition", f"model {name!r} version {version!r} is production already"
             )
+        self._require_up(state, "canary")
         if (
             state.stage is Stage.CANARY
             and state.canary_bps == canary_bps
@@ -486,6 +696,8 @@ class ModelRegistry:
         if route.production is not None:
             self._set_stage(route.production, Stage.RETIRED)
         self._set_stage(back, Stage.PRODUCTION)
+        if back.component is None:
+            model.in_process = back.version
         self._routes[name] = Route(
             name,
             production=back,
@@ -580,7 +792,7 @@ class ModelRegistry:
         )
         compared = CounterMetricFamily(
             "tradekernel_model_compared",
-            "Shadow or canary answers compared with production's on the same input",
+            "Shadow and routed canary answers compared with production's on the same input",
             labels=["model", "version"],
         )
         agreed = CounterMetricFamily(
@@ -597,7 +809,7 @@ class ModelRegistry:
             latency.add_metric(
                 labels, metrics.latency.cumulative_buckets(), metrics.latency.total_ns / 1e9
             )
-            for class_name, count in zip(state.model.spec.classes, metrics.by_class, strict=True):
+            for class_name, count in zip(state.classes, metrics.by_class, strict=True):
                 predictions.add_metric([*labels, class_name], count)
             compared.add_metric([state.name, state.version], metrics.compared)
             agreed.add_metric([state.name, state.version], metrics.agreed)

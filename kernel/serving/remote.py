@@ -7,51 +7,62 @@ window and answers each book event with one ``PredictionOut`` per class,
 ``target = "probability.<class>"``, ``ts_event`` the event's receive time.
 Serve it with ``tradekernel_sdk.remote.serve(ModelComponent(folder, ...))``.
 
-:class:`ComponentModels` is the kernel side. The kernel's component link
-publishes what a component sends on ``component.prediction.<component>``;
-this collects each event's class probabilities per component and, for the
-component acting as the model's version, publishes a
+:class:`ComponentModels` is the kernel side, one per served model. The
+registry owns every version's stage, in process or not (a component version
+is loaded with ``uri = "component:NAME"``); this reads the model's route and
+answers. The kernel's component link publishes what a component sends on
+``component.prediction.<component>``; this assembles each event's class
+probabilities and, when the component's version is the one answering for
+the instrument (production, or the canary routed to it), publishes a
 :class:`~tradekernel_sdk.predictions.Prediction` on
 ``model.prediction.<venue>.<symbol>``, as the in-process engine does. A
-component in shadow is compared with the acting one event by event
-(agreement), and never published. Switching is one call, so a version is
-replaced by starting the new component, shadowing it, then promoting it,
-while the kernel keeps running.
+shadow's answers, and a canary's on its routed instruments, are paired with
+production's for the same event (agreement), whichever side answers in or
+out of process; a component version's latency is the time from the book
+event to its answer. So a version is replaced by starting the new component,
+loading it, shadowing it, then promoting it, while the kernel keeps running.
 
-When the acting component goes down (its process killed, its link lost),
-:meth:`ComponentModels.in_process_answers` turns true: an in-process
-:class:`~kernel.serving.engine.ServingEngine` built with
-``answering=models.in_process_answers`` takes over from the next event with
-the registry's production version, and hands back when the component is up
-again. Each switch is logged with the reason. Events the component had
-received but not answered when it died are not answered.
+When the component of the answering version goes down (its process killed,
+its link lost), :meth:`ComponentModels.answering` names who answers in its
+place from the next event: production for a canary's instruments, and for
+production the registry's :meth:`~kernel.serving.registry.ModelRegistry.stand_in`
+(the last in-process production version, which the engine scores), or
+nobody when the model's fallback is ``none``. Each switch is logged with the
+reason and counted. Events the component had received but not answered
+when it died are not answered.
 """
 
 from __future__ import annotations
 
 import decimal
 import logging
-from collections.abc import Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from kernel.bus import Bus
-from kernel.components.link import ComponentState
 from kernel.serving.engine import BookWindow
+from kernel.serving.registry import ModelRegistry, Route, Stage, VersionState
 from kernel.serving.session import OnnxVersion, VersionFiles, open_version
 from tradekernel_sdk.predictions import Prediction, prediction_topic
 from tradekernel_sdk.remote import PredictionOut
 from tradekernel_sdk.strategy import BookView
 from tradekernel_sdk.types import BookDelta, BookSnapshot, BookState, BookStatus
 
-__all__ = ["PROBABILITY_TARGET", "ComponentModels", "ComponentVersionStats", "ModelComponent"]
+__all__ = ["PROBABILITY_TARGET", "ComponentModels", "ModelComponent"]
 
 log = logging.getLogger(__name__)
 
 PROBABILITY_TARGET: Final = "probability."
 """Targets are ``probability.<class>``, one output per class."""
 _DIGITS: Final = decimal.Decimal("0.000000001")
+MAX_UNPAIRED: Final = 10_000
+"""Answers kept per version while their partner's has not come (the oldest go first)."""
+MAX_EVENTS: Final = 65_536
+"""Book events remembered for their number and time, to stamp and time component answers."""
 
 
 class ModelComponent:
@@ -119,164 +130,254 @@ class ModelComponent:
 
 
 @dataclass
-class ComponentVersionStats:
-    """What one component version answered, and how often it agreed with the acting one."""
+class _Answer:
+    probabilities: dict[str, float] = field(default_factory=dict)
 
-    component: str
-    answers: int = 0
-    published: int = 0
-    compared: int = 0
-    agreed: int = 0
-    malformed: int = 0
+
+_Key = tuple[str, str, int]  # venue, symbol, ts_recv of the book event
 
 
 @dataclass
-class _Answer:
-    probabilities: dict[str, float] = field(default_factory=dict)
-    event: int = 0
+class ComponentStats:
+    """What the components of one model sent, and what became of it."""
+
+    answers: int = 0
+    """Complete answers (one probability per class)."""
+    published: int = 0
+    """Answers published as the model's prediction."""
+    malformed: int = 0
+    """Outputs that were not a probability of a known class, or named another version."""
+    unrouted: int = 0
+    """Answers from a component whose version has no stage, or for an instrument not served."""
+    fallbacks: int = 0
+    """Times a component's version went down while answering, and another took over."""
 
 
 class ComponentModels:
-    """The components answering for model ``model``: which acts, which shadows."""
+    """The kernel's side of the component versions of model ``model``: it answers, the
+    registry decides.
 
-    def __init__(self, bus: Bus, model: str, classes: Sequence[str]) -> None:
+    ``instruments`` limits it to those ``(venue, symbol)`` pairs (as the
+    model's engine). The engine calls :meth:`event` for each book event,
+    :meth:`answering` to know who answers, and :meth:`answered` with its own
+    answers that a component's must be compared with.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        registry: ModelRegistry,
+        model: str,
+        *,
+        instruments: Collection[tuple[str, str]] | None = None,
+    ) -> None:
         self.bus = bus
+        self.registry = registry
         self.model = model
-        self.classes = tuple(classes)
-        self.versions: dict[str, ComponentVersionStats] = {}
-        self.acting: str | None = None
-        self.shadowing: str | None = None
+        self.only = None if instruments is None else frozenset(instruments)
+        self.stats = ComponentStats()
+        self.down: dict[str, str] = {}
+        """Component versions found down while they should answer, and what answers instead."""
         self._handlers: dict[str, Any] = {}
-        # Answers being assembled, and complete acting / shadow answers not yet compared.
         self._partial: dict[tuple[str, str, str, int], _Answer] = {}
-        self._complete: dict[str, dict[tuple[str, str, int], int]] = {}
-        self._events: dict[tuple[str, str, str], int] = {}
-        self._links: dict[str, Any] = {}
-        self._falling_back = False
-        self.fallbacks = 0
-        """How many times the in-process version took over from a component."""
+        self._unpaired: dict[tuple[str, str], OrderedDict[_Key, int]] = {}
+        self._events: OrderedDict[_Key, tuple[int, int]] = OrderedDict()
+        self._route_seen: Route | None = None
+        self._remote = False
+        self._warned: set[str] = set()
+        registry.on_version(self._on_version)
+        for state in registry.versions(model):
+            self._on_version(state)
 
-    def in_process_answers(self) -> bool:
-        """Return whether the in-process version answers now: no acting component is up."""
-        acting = self.acting
-        link = self._links.get(acting) if acting is not None else None
-        down = acting is None or (link is not None and link.state is not ComponentState.UP)
-        if down != self._falling_back:
-            self._falling_back = down
-            if down:
-                self.fallbacks += 1
-                reason = link.down_reason if link is not None else "no component acts"
-                log.error(
-                    "model %s: component version %s is down (%s); the in-process version answers",
-                    self.model,
-                    acting,
-                    reason or "not up",
-                )
-            else:
-                log.warning("model %s: component version %s answers again", self.model, acting)
-        return down
+    # -- the registry --------------------------------------------------------
 
-    def add(self, version: str, component: str, link: Any = None) -> None:
-        """Listen to ``component`` as ``version``; it starts neither acting nor in shadow.
-
-        ``link`` is the kernel's :class:`~kernel.components.ComponentLink` to it,
-        whose state says whether it is up (without one it is taken as up).
-        """
-        if version in self.versions:
-            raise ValueError(f"version {version!r} is already served by a component")
-        self.versions[version] = ComponentVersionStats(component)
-        self._links[version] = link
-        self._complete[version] = {}
+    def _on_version(self, state: VersionState) -> None:
+        component = state.component
+        if state.name != self.model or component is None:
+            return
+        self._remote = True
+        name = component.component
+        if name in self._handlers:
+            return
 
         def on_output(message: Any) -> None:
-            self._on_output(version, message)
+            self._on_output(state, message)
 
-        self._handlers[version] = on_output
-        self.bus.subscribe(f"component.prediction.{component}", on_output)
+        self._handlers[name] = on_output
+        self.bus.subscribe(f"component.prediction.{name}", on_output)
 
-    def remove(self, version: str) -> None:
-        """Stop listening to a version's component (it must not be acting)."""
-        if version == self.acting:
-            raise ValueError(f"version {version!r} is acting; promote another first")
-        stats = self.versions.pop(version)
-        self.bus.unsubscribe(f"component.prediction.{stats.component}", self._handlers.pop(version))
-        if self.shadowing == version:
-            self.shadowing = None
+    def close(self) -> None:
+        """Stop listening to the components."""
+        for name, handler in self._handlers.items():
+            self.bus.unsubscribe(f"component.prediction.{name}", handler)
+        self._handlers.clear()
 
-    def promote(self, version: str) -> None:
-        """Make ``version``'s answers the ones published, from the next event on."""
-        if version not in self.versions:
-            raise KeyError(f"no component serves version {version!r}")
-        self.acting = version
-        if self.shadowing == version:
-            self.shadowing = None
-        self._forget_unpaired()
-        log.warning("model %s: component version %s acts", self.model, version)
+    # -- what the engine asks ------------------------------------------------
 
-    def shadow(self, version: str) -> None:
-        """Compare ``version``'s answers with the acting one's, never publishing them."""
-        if version not in self.versions:
-            raise KeyError(f"no component serves version {version!r}")
-        if version == self.acting:
-            raise ValueError(f"version {version!r} is acting")
-        self.shadowing = version
-        self._forget_unpaired()
+    def event(self, venue: str, symbol: str, ts_recv: int, number: int) -> None:
+        """Remember a book event's number and arrival, for the answers components send later."""
+        if not self._remote:
+            return
+        events = self._events
+        events[(venue, symbol, ts_recv)] = (number, time.perf_counter_ns())
+        if len(events) > MAX_EVENTS:
+            events.popitem(last=False)
 
-    def _forget_unpaired(self) -> None:
-        for waiting in self._complete.values():
-            waiting.clear()
+    def answering(self, route: Route, instrument: str) -> VersionState | None:
+        """Return the version whose answer acts for ``instrument`` now.
 
-    def _on_output(self, version: str, message: Any) -> None:
-        stats = self.versions[version]
+        A version answered by a component that is down gives way: a canary to
+        production, production to the registry's stand-in (or nobody).
+        """
+        acting = route.acting(instrument)
+        if acting is None or acting.component is None:
+            return acting
+        if acting is route.canary and not self._up(acting, "production"):
+            acting = route.production
+            if acting is None or acting.component is None:
+                return acting
+        if self._up(acting, "stand-in"):
+            return acting
+        return self.registry.stand_in(self.model)
+
+    def _up(self, state: VersionState, instead: str) -> bool:
+        component = state.component
+        assert component is not None
+        up = component.up()
+        version = state.version
+        if up and version in self.down:
+            del self.down[version]
+            log.warning(
+                "model %s: component version %s (%s) is up and answers again",
+                self.model,
+                version,
+                component.component,
+            )
+        elif not up and version not in self.down:
+            if instead == "production":
+                answers = "production answers for its instruments"
+            else:
+                stand_in = self.registry.stand_in(self.model)
+                answers = (
+                    f"the in-process version {stand_in.version} answers"
+                    if stand_in is not None
+                    else "nothing answers (no in-process version to fall back on)"
+                )
+            self.down[version] = answers
+            self.stats.fallbacks += 1
+            log.error(
+                "model %s: component version %s (%s) is down (%s); %s",
+                self.model,
+                version,
+                component.component,
+                component.down_reason(),
+                answers,
+            )
+        return up
+
+    def answered(
+        self, state: VersionState, venue: str, symbol: str, ts_recv: int, predicted: int
+    ) -> None:
+        """Take an in-process answer to compare with a component's on the same event."""
+        self._pair(self.registry.route(self.model), state, (venue, symbol, ts_recv), predicted)
+
+    # -- components' answers -------------------------------------------------
+
+    def _on_output(self, state: VersionState, message: Any) -> None:
+        stats = self.stats
         target = message.target
-        if not target.startswith(PROBABILITY_TARGET):
-            stats.malformed += 1
+        classes = state.classes
+        if not target.startswith(PROBABILITY_TARGET) or (
+            message.model_version and message.model_version != state.version
+        ):
+            self._malformed(state, f"sent {target!r} as version {message.model_version!r}")
             return
-        class_name = target[len(PROBABILITY_TARGET) :]
+        key = (message.venue, message.symbol)
+        if self.only is not None and key not in self.only:
+            stats.unrouted += 1
+            return
         value = message.value.units / 10**message.value.precision
-        key = (version, message.venue, message.symbol, message.ts_event)
-        answer = self._partial.setdefault(key, _Answer())
-        answer.probabilities[class_name] = value
-        if len(answer.probabilities) < len(self.classes):
+        partial_key = (state.version, message.venue, message.symbol, message.ts_event)
+        answer = self._partial.setdefault(partial_key, _Answer())
+        answer.probabilities[target[len(PROBABILITY_TARGET) :]] = value
+        if len(answer.probabilities) < len(classes):
             return
-        del self._partial[key]
-        if set(answer.probabilities) != set(self.classes):
-            stats.malformed += 1
+        del self._partial[partial_key]
+        if set(answer.probabilities) != set(classes):
+            self._malformed(state, f"answered classes {sorted(answer.probabilities)}")
             return
         stats.answers += 1
-        probabilities = tuple(answer.probabilities[name] for name in self.classes)
+        probabilities = tuple(answer.probabilities[name] for name in classes)
         predicted = max(range(len(probabilities)), key=probabilities.__getitem__)
-        self._settle(version, message.venue, message.symbol, message.ts_event, predicted)
-        if version == self.acting:
-            counter = (version, message.venue, message.symbol)
-            self._events[counter] = self._events.get(counter, 0) + 1
+        metrics = state.metrics
+        metrics.by_class[predicted] += 1
+        event_key = (message.venue, message.symbol, message.ts_event)
+        number, arrived = self._events.get(event_key, (0, 0))
+        if arrived:
+            metrics.latency.observe(time.perf_counter_ns() - arrived)
+        route = self.registry.route(self.model)
+        if state.stage in (Stage.LOADED, Stage.RETIRED):
+            stats.unrouted += 1
+            return
+        if self.answering(route, f"{message.venue}.{message.symbol}") is state:
             stats.published += 1
             self.bus.publish(
                 prediction_topic(message.venue, message.symbol),
                 Prediction(
                     model=self.model,
-                    version=version,
+                    version=state.version,
                     venue=message.venue,
                     symbol=message.symbol,
                     ts_recv=message.ts_event,
-                    event=self._events[counter],
-                    classes=self.classes,
+                    event=number,
+                    classes=classes,
                     probabilities=probabilities,
                     predicted=predicted,
                 ),
             )
+        self._pair(route, state, event_key, predicted)
 
-    def _settle(self, version: str, venue: str, symbol: str, ts_event: int, predicted: int) -> None:
-        """Pair an acting answer with the shadow's for the same event, whichever came first."""
-        acting, shadow = self.acting, self.shadowing
-        if shadow is None or acting is None or version not in (acting, shadow):
+    def _malformed(self, state: VersionState, what: str) -> None:
+        self.stats.malformed += 1
+        state.metrics.errors += 1
+        if state.version not in self._warned:
+            self._warned.add(state.version)
+            log.error("model %s:%s component %s", self.model, state.version, what)
+
+    def _pair(self, route: Route, state: VersionState, key: _Key, predicted: int) -> None:
+        """Compare a shadow's or routed canary's answer with production's, whichever came first.
+
+        Pairs where both versions are in process are compared by the engine.
+        """
+        if route is not self._route_seen:  # a stage changed: answers waiting belong to the old
+            self._route_seen = route
+            self._unpaired.clear()
+        production = route.production
+        if production is None:
             return
-        other = shadow if version == acting else acting
-        key = (venue, symbol, ts_event)
-        waiting = self._complete[other].pop(key, None)
-        if waiting is None:
-            self._complete[version][key] = predicted
+        instrument = f"{key[0]}.{key[1]}"
+        if state is production:
+            pairs = [(c, "production") for c in route.candidates(instrument)]
+        elif state in route.candidates(instrument):
+            pairs = [(state, "candidate")]
+        else:
             return
-        shadow_stats = self.versions[shadow]
-        shadow_stats.compared += 1
-        shadow_stats.agreed += int(waiting == predicted)
+        for candidate, side in pairs:
+            if candidate.component is None and production.component is None:
+                continue
+            other = "candidate" if side == "production" else "production"
+            waiting = self._unpaired.get((candidate.version, other))
+            theirs = waiting.pop(key, None) if waiting is not None else None
+            if theirs is None:
+                mine = self._unpaired.setdefault((candidate.version, side), OrderedDict())
+                mine[key] = predicted
+                if len(mine) > MAX_UNPAIRED:
+                    mine.popitem(last=False)
+                continue
+            metrics = candidate.metrics
+            metrics.compared += 1
+            metrics.agreed += int(theirs == predicted)
+
+    def report(self) -> dict[str, Any]:
+        """Return the counts and the component versions down while they should answer."""
+        return {**vars(self.stats), "down": dict(self.down)}

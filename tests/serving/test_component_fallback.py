@@ -1,4 +1,4 @@
-"""A component model killed mid-stream: the in-process version answers from the next event."""
+"""A component version killed mid-stream: the in-process version answers from the next event."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from serving.support import CLASSES, bundled_frames, write_book_version
+from serving.support import bundled_frames, write_book_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components"))
 from component_harness import link_to
@@ -21,7 +21,8 @@ from trading_stack import TradingStack
 
 from kernel.components.link import ComponentState
 from kernel.service.config import ComponentSpec
-from kernel.serving import ModelRegistry, ServingEngine
+from kernel.serving import ModelRegistry, ServingEngine, Stage
+from kernel.serving.registry import Components
 from kernel.serving.remote import ComponentModels
 from tradekernel_sdk.predictions import Prediction
 
@@ -58,8 +59,11 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
     write_book_version(root, "direction", "1")
     write_book_version(root, "direction", "2")
     stack = TradingStack(tmp_path / "journal.tkj")
-    registry = ModelRegistry(root)
-    models = ComponentModels(stack.bus, "direction", CLASSES)
+    links: dict[str, Any] = {}
+    registry = ModelRegistry(
+        root, components=Components(frozenset({"direction_v2"}), lambda: links)
+    )
+    models = ComponentModels(stack.bus, registry, "direction")
     engine = ServingEngine(
         stack.bus,
         registry,
@@ -67,7 +71,7 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
         instruments=[("binance", "BTCUSDT")],
         books=stack.market.book,
         batching=False,
-        answering=models.in_process_answers,
+        remote=models,
     )
     engine.start()
     answers: list[Prediction] = []
@@ -84,6 +88,7 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
     stack.bus.subscribe("data.book.binance.BTCUSDT", count_unanswerable)
     process, address = start_component(tmp_path, root / "direction" / "2")
     link = link_to(stack, ComponentSpec(name="direction_v2", endpoint=address))
+    links["direction_v2"] = link
 
     async def main() -> None:
         nonlocal killed
@@ -91,8 +96,8 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
         registry.promote("direction", "1")
         link.start()
         await link.wait_up(10)
-        models.add("2", "direction_v2", link)
-        models.promote("2")
+        await registry.load("direction", "2", "component:direction_v2")
+        registry.promote("direction", "2")  # version 1 is retired: the stand-in
         for frame in frames[:5_000]:
             stack.feed.on_frame(frame)
             await link.settle()
@@ -113,8 +118,10 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
     versions = [answer.version for answer in answers]
     handover = versions.index("1")
     assert set(versions[:handover]) == {"2"} and set(versions[handover:]) == {"1"}
-    assert models.fallbacks == 1
+    assert models.stats.fallbacks == 1
+    assert models.down == {"2": "the in-process version 1 answers"}
     assert link.state is not ComponentState.UP
+    assert registry.get("direction", "2").stage is Stage.PRODUCTION  # stages did not move
     stats = engine.stats
     assert stats.events == stats.standing_by + stats.scored + stats.warming
     assert stats.scored == versions.count("1") > 100
@@ -124,6 +131,6 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
     assert stats.events == book_events
     assert unanswerable < 50
     assert any(
-        "is down" in record.message and "the in-process version answers" in record.message
+        "is down" in record.message and "the in-process version 1 answers" in record.message
         for record in caplog.records
     )

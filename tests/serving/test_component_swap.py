@@ -1,11 +1,13 @@
 """A model served as a gRPC component is replaced while the kernel runs: start, shadow, switch.
 
 Two components, each serving one stored version in its own event loop and
-thread over loopback gRPC, answer the bundled Binance replay. The kernel's
-trading stack, bus and links stay up throughout; the test proves that every
-book event after the first window got exactly one published answer across
-the switch, that each answer equals the numpy recomputation for the version
-it names, and that the shadow's agreement equals a recomputation.
+thread over loopback gRPC, answer the bundled Binance replay. Both are
+versions in the registry (``uri = "component:NAME"``), which owns their
+stages; the kernel's trading stack, bus, engine and links stay up
+throughout. The test proves that every book event after the first window got
+exactly one published answer across the switch, that each answer equals the
+numpy recomputation for the version it names and carries the event's number,
+and that the shadow's agreement equals a recomputation.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from trading_stack import TradingStack
 
 from kernel.components import ComponentLink
 from kernel.service.config import ComponentSpec
+from kernel.serving import ModelRegistry, ServingEngine, Stage
+from kernel.serving.registry import Components
 from kernel.serving.remote import ComponentModels, ModelComponent
 from tradekernel_sdk.predictions import Prediction
 
@@ -64,7 +68,17 @@ def test_a_component_model_is_swapped_by_starting_shadowing_and_switching(
     parts = [frames[:2_000], frames[2_000:4_000], frames[4_000:6_000], frames[6_000:]]
     stack = TradingStack(tmp_path / "journal.tkj")
     reference = TimedRows(stack.bus)
-    models = ComponentModels(stack.bus, "direction", CLASSES)
+    links: dict[str, ComponentLink] = {}
+    registry = ModelRegistry(
+        tmp_path / "empty",
+        components=Components(frozenset({"direction_v1", "direction_v2"}), lambda: links),
+        classes={"direction": CLASSES},
+    )
+    models = ComponentModels(stack.bus, registry, "direction")
+    engine = ServingEngine(
+        stack.bus, registry, "direction", books=stack.market.book, batching=False, remote=models
+    )
+    engine.start()
     published: list[Prediction] = []
     stack.bus.subscribe("model.prediction.>", published.append)
     second_answered: set[tuple[str, int]] = set()
@@ -85,28 +99,32 @@ def test_a_component_model_is_swapped_by_starting_shadowing_and_switching(
         second = ModelComponent(root / "direction" / "2", INSTRUMENTS)
         with served_in_thread(first) as (first_address, _):
             old = link_to(stack, ComponentSpec(name="direction_v1", endpoint=first_address))
+            links["direction_v1"] = old
             old.start()
             await old.wait_up(10)
-            models.add("1", "direction_v1")
-            models.promote("1")
+            await registry.load("direction", "1", "component:direction_v1")
+            registry.promote("direction", "1")
             await feed(parts[0], [old])
             with served_in_thread(second) as (second_address, _):
                 new = link_to(stack, ComponentSpec(name="direction_v2", endpoint=second_address))
+                links["direction_v2"] = new
                 new.start()
                 await new.wait_up(10)
-                models.add("2", "direction_v2")
-                models.shadow("2")
+                await registry.load("direction", "2", "component:direction_v2")
+                registry.shadow("direction", "2")
                 marks["shadow"] = len(published)
                 await feed(parts[1], [old, new])
-                models.promote("2")
+                registry.promote("direction", "2")
                 marks["promote"] = len(published)
                 await feed(parts[2], [old, new])
-                models.remove("1")
                 await old.stop()  # the old component goes; the kernel does not
                 await feed(parts[3], [new])
                 await new.stop()
 
     asyncio.run(main())
+    engine.stop()
+    models.close()
+    registry.close()
     stack.close()
 
     # No event lost or answered twice: one published answer per book event after the first window.
@@ -120,6 +138,7 @@ def test_a_component_model_is_swapped_by_starting_shadowing_and_switching(
     for prediction in published:
         key = (prediction.venue, prediction.symbol)
         event = reference.event_at(key, prediction.ts_recv)
+        assert prediction.event == event
         recomputed = reference_probabilities(
             int(prediction.version), reference.window(key, event, WINDOW)
         )
@@ -134,7 +153,11 @@ def test_a_component_model_is_swapped_by_starting_shadowing_and_switching(
         rows = reference.window(key, reference.event_at(key, prediction.ts_recv), WINDOW)
         compared += 1
         agreed += int(reference_probabilities(2, rows).argmax() == prediction.predicted)
-    shadow = models.versions["2"]
-    assert (shadow.compared, shadow.agreed) == (compared, agreed)
+    second = registry.get("direction", "2")
+    assert (second.metrics.compared, second.metrics.agreed) == (compared, agreed)
     assert 0 < agreed < compared
-    assert shadow.malformed == 0
+    assert second.metrics.latency.count == second.metrics.predictions > 0
+    assert models.stats.malformed == 0 and second.metrics.errors == 0
+    assert registry.get("direction", "1").stage is Stage.RETIRED
+    # The engine stood by for every event: nothing was scored in process.
+    assert engine.stats.scored == 0 and engine.stats.standing_by == engine.stats.events

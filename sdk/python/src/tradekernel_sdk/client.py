@@ -74,6 +74,8 @@ __all__ = [
     "KernelClient",
     "KernelStatus",
     "KernelVersion",
+    "ModelComponentView",
+    "ModelMetricsView",
     "ModelView",
     "NotFound",
     "OrderView",
@@ -243,6 +245,35 @@ class PluginView:
 
 
 @dataclass(frozen=True)
+class ModelMetricsView:
+    """What a served version did since the kernel loaded it."""
+
+    predictions: int
+    compared: int
+    """Shadow answers, and canary answers on routed instruments, compared with production's."""
+    agreed: int
+    errors: int
+    latency_p50_ns: int
+    latency_p99_ns: int
+
+    @property
+    def agreement(self) -> float | None:
+        """Return the share of compared answers equal to production's, or None before any."""
+        return self.agreed / self.compared if self.compared else None
+
+
+@dataclass(frozen=True)
+class ModelComponentView:
+    """The out-of-process component answering for a version."""
+
+    name: str
+    up: bool
+    down_reason: str
+    stand_in: str
+    """While it is down and should answer: the version answering in its place ("" if none)."""
+
+
+@dataclass(frozen=True)
 class ModelView:
     """A model version in the kernel's model repository; ``stage`` such as ``"production"``."""
 
@@ -256,6 +287,10 @@ class ModelView:
     ts_stage: int
     canary_instruments: tuple[str, ...] = ()
     """In canary: the instruments (``venue.symbol``) it answers for, beside its share."""
+    metrics: ModelMetricsView | None = None
+    """For a served version; None for one only on disk."""
+    component: ModelComponentView | None = None
+    """For a version answered out of process (``uri`` ``component:NAME``)."""
 
 
 @dataclass(frozen=True)
@@ -390,6 +425,28 @@ def _model(message: models_pb2.ModelInfo) -> ModelView:
         ts_loaded=message.ts_loaded,
         ts_stage=message.ts_stage,
         canary_instruments=tuple(message.canary_instruments),
+        metrics=(
+            ModelMetricsView(
+                predictions=message.metrics.predictions,
+                compared=message.metrics.compared,
+                agreed=message.metrics.agreed,
+                errors=message.metrics.errors,
+                latency_p50_ns=message.metrics.latency_p50_ns,
+                latency_p99_ns=message.metrics.latency_p99_ns,
+            )
+            if message.HasField("metrics")
+            else None
+        ),
+        component=(
+            ModelComponentView(
+                name=message.component.name,
+                up=message.component.up,
+                down_reason=message.component.down_reason,
+                stand_in=message.component.stand_in,
+            )
+            if message.HasField("component")
+            else None
+        ),
     )
 
 
@@ -827,7 +884,11 @@ class KernelClient:
         return [_model(m) for m in response.models]
 
     def load_model(self, name: str, version: str, uri: str = "", sha256: str = "") -> ModelView:
-        """Load and validate a version (from the repository, or ``uri`` with its ``sha256``)."""
+        """Load and validate a version (from the repository, or ``uri`` with its ``sha256``).
+
+        ``uri = "component:NAME"`` (no ``sha256``) loads a version answered by
+        the kernel's model component NAME.
+        """
         request = models_pb2.LoadModelRequest(name=name, version=version, uri=uri, sha256=sha256)
         return _model(self._call(self._models.LoadModel, request).model)
 
@@ -1045,6 +1106,41 @@ class AsyncKernelClient:
         request = models_pb2.ListModelsRequest(name=name)
         response = await self._call(self._models.ListModels, request)
         return [_model(m) for m in response.models]
+
+    async def load_model(
+        self, name: str, version: str, uri: str = "", sha256: str = ""
+    ) -> ModelView:
+        """Load and validate a version (from the repository, or ``uri`` with its ``sha256``).
+
+        ``uri = "component:NAME"`` (no ``sha256``) loads a version answered by
+        the kernel's model component NAME.
+        """
+        request = models_pb2.LoadModelRequest(name=name, version=version, uri=uri, sha256=sha256)
+        return _model((await self._call(self._models.LoadModel, request)).model)
+
+    async def promote_model(self, name: str, version: str) -> ModelView:
+        """Make a loaded version production; the one before is retired (scope ``admin``)."""
+        request = models_pb2.PromoteModelRequest(name=name, version=version)
+        return _model((await self._call(self._models.PromoteModel, request)).model)
+
+    async def shadow_model(self, name: str, version: str) -> ModelView:
+        """Run a loaded version in shadow beside production (scope ``admin``)."""
+        request = models_pb2.ShadowModelRequest(name=name, version=version)
+        return _model((await self._call(self._models.ShadowModel, request)).model)
+
+    async def canary_model(
+        self, name: str, version: str, canary_bps: int = 0, instruments: Sequence[str] = ()
+    ) -> ModelView:
+        """Route ``instruments`` (``venue.symbol``) and a share of the rest to a version."""
+        request = models_pb2.CanaryModelRequest(
+            name=name, version=version, canary_bps=canary_bps, instruments=list(instruments)
+        )
+        return _model((await self._call(self._models.CanaryModel, request)).model)
+
+    async def rollback_model(self, name: str, from_version: str) -> ModelView:
+        """Leave production ``from_version`` for the production version before it."""
+        request = models_pb2.RollbackModelRequest(name=name, from_version=from_version)
+        return _model((await self._call(self._models.RollbackModel, request)).model)
 
     async def book_snapshot(self, venue: str, symbol: str, depth: int = 0) -> BookSnapshot:
         """Return one book now (``depth`` levels a side, 0: all) at the instrument's precisions."""

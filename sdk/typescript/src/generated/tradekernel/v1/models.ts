@@ -107,6 +107,49 @@ export interface ModelInfo {
   tsStage: bigint;
   /** In canary: the instruments (`venue.symbol`) it answers for, beside its share of the rest. */
   canaryInstruments: string[];
+  /** What a served version did since this kernel loaded it; unset for a version only on disk. */
+  metrics:
+    | ModelVersionMetrics
+    | undefined;
+  /** For a version answered out of process (`uri` is `component:NAME`): its component's state. */
+  component: ModelComponentState | undefined;
+}
+
+/** What one served version did since the kernel loaded it. */
+export interface ModelVersionMetrics {
+  /** Answers it gave (in shadow too). */
+  predictions: bigint;
+  /**
+   * Shadow answers, and canary answers on its routed instruments, compared with
+   * production's on the same input.
+   */
+  compared: bigint;
+  /** Compared answers whose class equals production's. */
+  agreed: bigint;
+  /** Inferences that failed, or answers a component sent malformed. */
+  errors: bigint;
+  /**
+   * Median of one batched inference (for a component version: from the book
+   * event to its answer), in nanoseconds; 0 before any.
+   */
+  latencyP50Ns: bigint;
+  /** 99th percentile of the same, in nanoseconds; 0 before any. */
+  latencyP99Ns: bigint;
+}
+
+/** The out-of-process component answering for a version. */
+export interface ModelComponentState {
+  /** The component's name in the kernel's `[[components]]`. */
+  name: string;
+  /** Whether its session is up. */
+  up: boolean;
+  /** Why it is not up; empty when it is. */
+  downReason: string;
+  /**
+   * While it is down and its stage makes it answer (production, canary): the
+   * version answering in its place; empty when nothing does.
+   */
+  standIn: string;
 }
 
 /** Which model versions to list. */
@@ -130,12 +173,16 @@ export interface LoadModelRequest {
    * returns it unchanged, with another fails with ALREADY_EXISTS.
    */
   version: string;
-  /** Where to load it from, as the kernel sees it (a path or URI). */
+  /**
+   * Where to load it from, as the kernel sees it (a path or URI), or
+   * `component:NAME` for a version answered by the model component NAME of the
+   * kernel's `[[components]]` (NOT_FOUND when there is none of that name).
+   */
   uri: string;
   /**
    * Expected hex SHA-256 of the file; a mismatch fails with FAILED_PRECONDITION.
-   * Required with `uri`; from the model repository the hash its metadata.json
-   * records is checked when this is empty.
+   * Required with a path `uri`, empty with `component:NAME`; from the model
+   * repository the hash its metadata.json records is checked when this is empty.
    */
   sha256: string;
 }
@@ -228,6 +275,8 @@ function createBaseModelInfo(): ModelInfo {
     tsLoaded: 0n,
     tsStage: 0n,
     canaryInstruments: [],
+    metrics: undefined,
+    component: undefined,
   };
 }
 
@@ -265,6 +314,12 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     }
     for (const v of message.canaryInstruments) {
       writer.uint32(74).string(v!);
+    }
+    if (message.metrics !== undefined) {
+      ModelVersionMetrics.encode(message.metrics, writer.uint32(82).fork()).join();
+    }
+    if (message.component !== undefined) {
+      ModelComponentState.encode(message.component, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -354,6 +409,22 @@ export const ModelInfo: MessageFns<ModelInfo> = {
             message.canaryInstruments.push(reader.string());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.metrics = ModelVersionMetrics.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.component = ModelComponentState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -389,6 +460,8 @@ export const ModelInfo: MessageFns<ModelInfo> = {
         : globalThis.Array.isArray(object?.canary_instruments)
         ? object.canary_instruments.map((e: any) => globalThis.String(e))
         : [],
+      metrics: isSet(object.metrics) ? ModelVersionMetrics.fromJSON(object.metrics) : undefined,
+      component: isSet(object.component) ? ModelComponentState.fromJSON(object.component) : undefined,
     };
   },
 
@@ -421,6 +494,12 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     if (message.canaryInstruments?.length) {
       obj.canaryInstruments = message.canaryInstruments;
     }
+    if (message.metrics !== undefined) {
+      obj.metrics = ModelVersionMetrics.toJSON(message.metrics);
+    }
+    if (message.component !== undefined) {
+      obj.component = ModelComponentState.toJSON(message.component);
+    }
     return obj;
   },
 
@@ -438,6 +517,318 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     message.tsLoaded = (object.tsLoaded !== undefined && object.tsLoaded !== null) ? BigInt(object.tsLoaded) : 0n;
     message.tsStage = (object.tsStage !== undefined && object.tsStage !== null) ? BigInt(object.tsStage) : 0n;
     message.canaryInstruments = object.canaryInstruments?.map((e) => e) || [];
+    message.metrics = (object.metrics !== undefined && object.metrics !== null)
+      ? ModelVersionMetrics.fromPartial(object.metrics)
+      : undefined;
+    message.component = (object.component !== undefined && object.component !== null)
+      ? ModelComponentState.fromPartial(object.component)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseModelVersionMetrics(): ModelVersionMetrics {
+  return { predictions: 0n, compared: 0n, agreed: 0n, errors: 0n, latencyP50Ns: 0n, latencyP99Ns: 0n };
+}
+
+export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
+  encode(message: ModelVersionMetrics, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.predictions !== 0n) {
+      if (BigInt.asUintN(64, message.predictions) !== message.predictions) {
+        throw new globalThis.Error("value provided for field message.predictions of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.predictions);
+    }
+    if (message.compared !== 0n) {
+      if (BigInt.asUintN(64, message.compared) !== message.compared) {
+        throw new globalThis.Error("value provided for field message.compared of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.compared);
+    }
+    if (message.agreed !== 0n) {
+      if (BigInt.asUintN(64, message.agreed) !== message.agreed) {
+        throw new globalThis.Error("value provided for field message.agreed of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.agreed);
+    }
+    if (message.errors !== 0n) {
+      if (BigInt.asUintN(64, message.errors) !== message.errors) {
+        throw new globalThis.Error("value provided for field message.errors of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.errors);
+    }
+    if (message.latencyP50Ns !== 0n) {
+      if (BigInt.asIntN(64, message.latencyP50Ns) !== message.latencyP50Ns) {
+        throw new globalThis.Error("value provided for field message.latencyP50Ns of type int64 too large");
+      }
+      writer.uint32(40).int64(message.latencyP50Ns);
+    }
+    if (message.latencyP99Ns !== 0n) {
+      if (BigInt.asIntN(64, message.latencyP99Ns) !== message.latencyP99Ns) {
+        throw new globalThis.Error("value provided for field message.latencyP99Ns of type int64 too large");
+      }
+      writer.uint32(48).int64(message.latencyP99Ns);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelVersionMetrics {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelVersionMetrics();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.predictions = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.compared = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.agreed = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.errors = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.latencyP50Ns = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.latencyP99Ns = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelVersionMetrics {
+    return {
+      predictions: isSet(object.predictions) ? BigInt(object.predictions) : 0n,
+      compared: isSet(object.compared) ? BigInt(object.compared) : 0n,
+      agreed: isSet(object.agreed) ? BigInt(object.agreed) : 0n,
+      errors: isSet(object.errors) ? BigInt(object.errors) : 0n,
+      latencyP50Ns: isSet(object.latencyP50Ns)
+        ? BigInt(object.latencyP50Ns)
+        : isSet(object.latency_p50_ns)
+        ? BigInt(object.latency_p50_ns)
+        : 0n,
+      latencyP99Ns: isSet(object.latencyP99Ns)
+        ? BigInt(object.latencyP99Ns)
+        : isSet(object.latency_p99_ns)
+        ? BigInt(object.latency_p99_ns)
+        : 0n,
+    };
+  },
+
+  toJSON(message: ModelVersionMetrics): unknown {
+    const obj: any = {};
+    if (message.predictions !== 0n) {
+      obj.predictions = message.predictions.toString();
+    }
+    if (message.compared !== 0n) {
+      obj.compared = message.compared.toString();
+    }
+    if (message.agreed !== 0n) {
+      obj.agreed = message.agreed.toString();
+    }
+    if (message.errors !== 0n) {
+      obj.errors = message.errors.toString();
+    }
+    if (message.latencyP50Ns !== 0n) {
+      obj.latencyP50Ns = message.latencyP50Ns.toString();
+    }
+    if (message.latencyP99Ns !== 0n) {
+      obj.latencyP99Ns = message.latencyP99Ns.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ModelVersionMetrics>): ModelVersionMetrics {
+    return ModelVersionMetrics.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ModelVersionMetrics>): ModelVersionMetrics {
+    const message = createBaseModelVersionMetrics();
+    message.predictions = (object.predictions !== undefined && object.predictions !== null)
+      ? BigInt(object.predictions)
+      : 0n;
+    message.compared = (object.compared !== undefined && object.compared !== null) ? BigInt(object.compared) : 0n;
+    message.agreed = (object.agreed !== undefined && object.agreed !== null) ? BigInt(object.agreed) : 0n;
+    message.errors = (object.errors !== undefined && object.errors !== null) ? BigInt(object.errors) : 0n;
+    message.latencyP50Ns = (object.latencyP50Ns !== undefined && object.latencyP50Ns !== null)
+      ? BigInt(object.latencyP50Ns)
+      : 0n;
+    message.latencyP99Ns = (object.latencyP99Ns !== undefined && object.latencyP99Ns !== null)
+      ? BigInt(object.latencyP99Ns)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseModelComponentState(): ModelComponentState {
+  return { name: "", up: false, downReason: "", standIn: "" };
+}
+
+export const ModelComponentState: MessageFns<ModelComponentState> = {
+  encode(message: ModelComponentState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.up !== false) {
+      writer.uint32(16).bool(message.up);
+    }
+    if (message.downReason !== "") {
+      writer.uint32(26).string(message.downReason);
+    }
+    if (message.standIn !== "") {
+      writer.uint32(34).string(message.standIn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelComponentState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelComponentState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.up = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.downReason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.standIn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelComponentState {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      up: isSet(object.up) ? globalThis.Boolean(object.up) : false,
+      downReason: isSet(object.downReason)
+        ? globalThis.String(object.downReason)
+        : isSet(object.down_reason)
+        ? globalThis.String(object.down_reason)
+        : "",
+      standIn: isSet(object.standIn)
+        ? globalThis.String(object.standIn)
+        : isSet(object.stand_in)
+        ? globalThis.String(object.stand_in)
+        : "",
+    };
+  },
+
+  toJSON(message: ModelComponentState): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.up !== false) {
+      obj.up = message.up;
+    }
+    if (message.downReason !== "") {
+      obj.downReason = message.downReason;
+    }
+    if (message.standIn !== "") {
+      obj.standIn = message.standIn;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ModelComponentState>): ModelComponentState {
+    return ModelComponentState.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ModelComponentState>): ModelComponentState {
+    const message = createBaseModelComponentState();
+    message.name = object.name ?? "";
+    message.up = object.up ?? false;
+    message.downReason = object.downReason ?? "";
+    message.standIn = object.standIn ?? "";
     return message;
   },
 };
@@ -1430,7 +1821,10 @@ export const RollbackModelResponse: MessageFns<RollbackModelResponse> = {
  * leaves the same state. Unknown names or versions fail with NOT_FOUND; a
  * version refused by validation with INVALID_ARGUMENT (it contradicts its own
  * metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
- * and the version serving before keeps serving.
+ * and the version serving before keeps serving. A version answered by a
+ * component (`uri` `component:NAME`) moves through the same stages; promoting
+ * it or making it canary while its component is down fails with
+ * FAILED_PRECONDITION.
  */
 export type ModelServiceService = typeof ModelServiceService;
 export const ModelServiceService = {

@@ -75,6 +75,8 @@ class ModelInfo(_message.Message):
     TS_LOADED_FIELD_NUMBER: _builtins.int
     TS_STAGE_FIELD_NUMBER: _builtins.int
     CANARY_INSTRUMENTS_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    COMPONENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name, shared by its versions."""
     version: _builtins.str
@@ -95,6 +97,14 @@ class ModelInfo(_message.Message):
     def canary_instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """In canary: the instruments (`venue.symbol`) it answers for, beside its share of the rest."""
 
+    @_builtins.property
+    def metrics(self) -> Global___ModelVersionMetrics:
+        """What a served version did since this kernel loaded it; unset for a version only on disk."""
+
+    @_builtins.property
+    def component(self) -> Global___ModelComponentState:
+        """For a version answered out of process (`uri` is `component:NAME`): its component's state."""
+
     def __init__(
         self,
         *,
@@ -107,14 +117,98 @@ class ModelInfo(_message.Message):
         ts_loaded: _builtins.int = ...,
         ts_stage: _builtins.int = ...,
         canary_instruments: _abc.Iterable[_builtins.str] | None = ...,
+        metrics: Global___ModelVersionMetrics | None = ...,
+        component: Global___ModelComponentState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["component", b"component", "metrics", b"metrics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_bps", b"canary_bps", "canary_instruments", b"canary_instruments", "name", b"name", "sha256", b"sha256", "stage", b"stage", "ts_loaded", b"ts_loaded", "ts_stage", b"ts_stage", "uri", b"uri", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canary_bps", b"canary_bps", "canary_instruments", b"canary_instruments", "component", b"component", "metrics", b"metrics", "name", b"name", "sha256", b"sha256", "stage", b"stage", "ts_loaded", b"ts_loaded", "ts_stage", b"ts_stage", "uri", b"uri", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class ModelVersionMetrics(_message.Message):
+    """What one served version did since the kernel loaded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREDICTIONS_FIELD_NUMBER: _builtins.int
+    COMPARED_FIELD_NUMBER: _builtins.int
+    AGREED_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    LATENCY_P50_NS_FIELD_NUMBER: _builtins.int
+    LATENCY_P99_NS_FIELD_NUMBER: _builtins.int
+    predictions: _builtins.int
+    """Answers it gave (in shadow too)."""
+    compared: _builtins.int
+    """Shadow answers, and canary answers on its routed instruments, compared with
+    production's on the same input.
+    """
+    agreed: _builtins.int
+    """Compared answers whose class equals production's."""
+    errors: _builtins.int
+    """Inferences that failed, or answers a component sent malformed."""
+    latency_p50_ns: _builtins.int
+    """Median of one batched inference (for a component version: from the book
+    event to its answer), in nanoseconds; 0 before any.
+    """
+    latency_p99_ns: _builtins.int
+    """99th percentile of the same, in nanoseconds; 0 before any."""
+    def __init__(
+        self,
+        *,
+        predictions: _builtins.int = ...,
+        compared: _builtins.int = ...,
+        agreed: _builtins.int = ...,
+        errors: _builtins.int = ...,
+        latency_p50_ns: _builtins.int = ...,
+        latency_p99_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed", b"agreed", "compared", b"compared", "errors", b"errors", "latency_p50_ns", b"latency_p50_ns", "latency_p99_ns", b"latency_p99_ns", "predictions", b"predictions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelVersionMetrics: _TypeAlias = ModelVersionMetrics  # noqa: Y015
+
+@_typing.final
+class ModelComponentState(_message.Message):
+    """The out-of-process component answering for a version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    UP_FIELD_NUMBER: _builtins.int
+    DOWN_REASON_FIELD_NUMBER: _builtins.int
+    STAND_IN_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The component's name in the kernel's `[[components]]`."""
+    up: _builtins.bool
+    """Whether its session is up."""
+    down_reason: _builtins.str
+    """Why it is not up; empty when it is."""
+    stand_in: _builtins.str
+    """While it is down and its stage makes it answer (production, canary): the
+    version answering in its place; empty when nothing does.
+    """
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        up: _builtins.bool = ...,
+        down_reason: _builtins.str = ...,
+        stand_in: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["down_reason", b"down_reason", "name", b"name", "stand_in", b"stand_in", "up", b"up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelComponentState: _TypeAlias = ModelComponentState  # noqa: Y015
 
 @_typing.final
 class ListModelsRequest(_message.Message):
@@ -179,11 +273,14 @@ class LoadModelRequest(_message.Message):
     returns it unchanged, with another fails with ALREADY_EXISTS.
     """
     uri: _builtins.str
-    """Where to load it from, as the kernel sees it (a path or URI)."""
+    """Where to load it from, as the kernel sees it (a path or URI), or
+    `component:NAME` for a version answered by the model component NAME of the
+    kernel's `[[components]]` (NOT_FOUND when there is none of that name).
+    """
     sha256: _builtins.str
     """Expected hex SHA-256 of the file; a mismatch fails with FAILED_PRECONDITION.
-    Required with `uri`; from the model repository the hash its metadata.json
-    records is checked when this is empty.
+    Required with a path `uri`, empty with `component:NAME`; from the model
+    repository the hash its metadata.json records is checked when this is empty.
     """
     def __init__(
         self,

@@ -35,7 +35,10 @@ class ModelServiceStub:
     leaves the same state. Unknown names or versions fail with NOT_FOUND; a
     version refused by validation with INVALID_ARGUMENT (it contradicts its own
     metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
-    and the version serving before keeps serving.
+    and the version serving before keeps serving. A version answered by a
+    component (`uri` `component:NAME`) moves through the same stages; promoting
+    it or making it canary while its component is down fails with
+    FAILED_PRECONDITION.
     """
 
     def __init__(self, channel):
@@ -84,7 +87,10 @@ class ModelServiceServicer:
     leaves the same state. Unknown names or versions fail with NOT_FOUND; a
     version refused by validation with INVALID_ARGUMENT (it contradicts its own
     metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
-    and the version serving before keeps serving.
+    and the version serving before keeps serving. A version answered by a
+    component (`uri` `component:NAME`) moves through the same stages; promoting
+    it or making it canary while its component is down fails with
+    FAILED_PRECONDITION.
     """
 
     def ListModels(self, request, context):
@@ -178,7 +184,10 @@ class ModelService:
     leaves the same state. Unknown names or versions fail with NOT_FOUND; a
     version refused by validation with INVALID_ARGUMENT (it contradicts its own
     metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
-    and the version serving before keeps serving.
+    and the version serving before keeps serving. A version answered by a
+    component (`uri` `component:NAME`) moves through the same stages; promoting
+    it or making it canary while its component is down fails with
+    FAILED_PRECONDITION.
     """
 
     @staticmethod

@@ -39,7 +39,10 @@ class ModelServiceStub:
     leaves the same state. Unknown names or versions fail with NOT_FOUND; a
     version refused by validation with INVALID_ARGUMENT (it contradicts its own
     metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
-    and the version serving before keeps serving.
+    and the version serving before keeps serving. A version answered by a
+    component (`uri` `component:NAME`) moves through the same stages; promoting
+    it or making it canary while its component is down fails with
+    FAILED_PRECONDITION.
     """
 
     @_typing.overload
@@ -68,7 +71,10 @@ class ModelServiceAsyncStub(ModelServiceStub):
     leaves the same state. Unknown names or versions fail with NOT_FOUND; a
     version refused by validation with INVALID_ARGUMENT (it contradicts its own
     metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
-    and the version serving before keeps serving.
+    and the version serving before keeps serving. A version answered by a
+    component (`uri` `component:NAME`) moves through the same stages; promoting
+    it or making it canary while its component is down fails with
+    FAILED_PRECONDITION.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -93,7 +99,10 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     leaves the same state. Unknown names or versions fail with NOT_FOUND; a
     version refused by validation with INVALID_ARGUMENT (it contradicts its own
     metadata) or FAILED_PRECONDITION (damaged, wrong hash, nonsense answers),
-    and the version serving before keeps serving.
+    and the version serving before keeps serving. A version answered by a
+    component (`uri` `component:NAME`) moves through the same stages; promoting
+    it or making it canary while its component is down fails with
+    FAILED_PRECONDITION.
     """
 
     @_abc_1.abstractmethod
