@@ -30,7 +30,8 @@ import bisect
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -43,6 +44,7 @@ from tradekernel_sdk.features import ColumnReference, FeatureReference, to_float
 
 __all__ = [
     "PSI_EPSILON",
+    "DriftAlert",
     "DriftConfig",
     "DriftMonitor",
     "bin_counts",
@@ -119,6 +121,19 @@ class DriftConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     ks_threshold: float = 0.2
 
 
+@dataclass(frozen=True)
+class DriftAlert:
+    """A statistic that crossed its threshold upward: what listeners are told."""
+
+    model: str
+    venue: str
+    symbol: str
+    feature: str
+    statistic: str
+    value: float
+    threshold: float
+
+
 class _Column:
     """One column's live window for one instrument, with its bin counts kept current."""
 
@@ -156,6 +171,8 @@ class DriftMonitor:
         self._indexes: dict[tuple[str, ...], list[tuple[int, str]]] = {}
         self._observed: dict[tuple[str, str], int] = {}
         self.alerts: dict[tuple[str, str, str, str], int] = {}
+        self.alert_listeners: list[Callable[[DriftAlert], None]] = []
+        """Called with each alert, on the thread that observes (the event loop in the kernel)."""
         self._bus: Bus | None = None
         self._topics: list[str] = []
 
@@ -238,6 +255,9 @@ class DriftMonitor:
                 value,
                 threshold,
             )
+            column.alerting[statistic] = above
+            for listener in self.alert_listeners:
+                listener(DriftAlert(self.model, *alert, float(value or 0.0), threshold))
         column.alerting[statistic] = above
 
     def statistics(self, venue: str, symbol: str) -> dict[str, tuple[float | None, float | None]]:

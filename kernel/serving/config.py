@@ -37,6 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from kernel.features.drift import DriftConfig
+
 __all__ = ["ComponentVersionConfig", "ServedModel", "ServingConfig", "parse_serving_config"]
 
 
@@ -58,6 +62,8 @@ class ServedModel:
     version: str = ""
     batching: bool = True
     max_batch: int = 64
+    retrain: RetrainSettings | None = None
+    """Retraining on recent recordings into shadow (``[serving.models.retrain]``)."""
     components: tuple[ComponentVersionConfig, ...] = ()
     fallback: str = "in_process"
     """What answers while a production component is down: ``in_process`` or ``none``."""
@@ -162,6 +168,7 @@ def parse_serving_config(raw: Any, base: Path) -> ServingConfig:
                 "version",
                 "batching",
                 "max_batch",
+                "retrain",
                 "components",
                 "fallback",
                 "classes",
@@ -188,6 +195,7 @@ def parse_serving_config(raw: Any, base: Path) -> ServingConfig:
                 version=_string(table, "version", "", prefix),
                 batching=_boolean(table, "batching", True, prefix),
                 max_batch=_integer(table, "max_batch", 64, prefix, 4096),
+                retrain=parse_retrain_config(table.get("retrain"), base, f"{prefix}.retrain"),
                 **_component_fields(table, prefix),
             )
         )
@@ -198,3 +206,70 @@ def parse_serving_config(raw: Any, base: Path) -> ServingConfig:
         levels=_integer(raw, "levels", 10, "serving", 1000),
         models=tuple(models),
     )
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """When and on what a served model is trained again; the result goes to shadow, never further.
+
+    ::
+
+        [serving.models.retrain]
+        recordings = "recordings"   # the folder tradekernel record writes (relative to the file)
+        last = 1                    # its newest N files
+        on_drift = true             # when the production version's drift monitor alerts
+        min_interval_s = 3600       # the least time between two starts
+        every_s = 0                 # also on a timer (0: never)
+        niceness = 10               # the training process's lower CPU priority
+        drift = { psi_threshold = 0.25, ks_threshold = 0.2 }   # DriftConfig fields
+    """
+
+    recordings: Path
+    enabled: bool = True
+    last: int = 1
+    on_drift: bool = True
+    min_interval_s: float = 3600.0
+    every_s: float = 0.0
+    niceness: int = 10
+    drift: DriftConfig = DriftConfig()  # noqa: RUF009 - frozen, so one shared default is safe
+
+
+def _seconds(table: Mapping[str, Any], key: str, default: float, prefix: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        raise ValueError(f"{prefix}.{key}: seconds, 0 or more, got {value!r}")
+    return float(value)
+
+
+def parse_retrain_config(raw: Any, base: Path, prefix: str) -> RetrainSettings | None:
+    """Validate a served model's ``retrain`` table; None when there is none."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{prefix}: expected a table")
+    known = {"enabled", "recordings", "last", "on_drift", "min_interval_s", "every_s"}
+    _check(raw, prefix, known | {"niceness", "drift"})
+    recordings = _string(raw, "recordings", "", prefix)
+    if not recordings:
+        raise ValueError(f"{prefix}.recordings: required (the folder of recent recordings)")
+    niceness = raw.get("niceness", 10)
+    if isinstance(niceness, bool) or not isinstance(niceness, int) or not 0 <= niceness <= 19:
+        raise ValueError(f"{prefix}.niceness: an integer from 0 to 19, got {niceness!r}")
+    try:
+        drift = msgspec.convert(raw.get("drift", {}), DriftConfig)
+    except msgspec.ValidationError as error:
+        raise ValueError(f"{prefix}.drift: {error}") from None
+    folder = Path(recordings)
+    settings = RetrainSettings(
+        recordings=folder if folder.is_absolute() else base / folder,
+        enabled=_boolean(raw, "enabled", True, prefix),
+        last=_integer(raw, "last", 1, prefix, 100_000),
+        on_drift=_boolean(raw, "on_drift", True, prefix),
+        min_interval_s=_seconds(raw, "min_interval_s", 3600.0, prefix),
+        every_s=_seconds(raw, "every_s", 0.0, prefix),
+        niceness=niceness,
+        drift=drift,
+    )
+    if settings.enabled and not settings.on_drift and not settings.every_s:
+        raise ValueError(f"{prefix}: nothing would start it: set on_drift = true or every_s")
+    return settings
