@@ -19,17 +19,24 @@ Keras' ``same`` does (one row before, two after), as in the paper. Beyond
 the paper, a second head regresses the next interval's realised volatility,
 standardised with training statistics; :class:`ExportWrapper` turns the two
 heads into what is exported and served: class probabilities and volatility in
-basis points.
+basis points, and :func:`export_onnx` writes it as the graph onnxruntime serves.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["DeepLOB", "DeepLOBConfig", "ExportWrapper"]
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["DeepLOB", "DeepLOBConfig", "ExportWrapper", "export_onnx"]
 
 _SLOPE = 0.01
 
@@ -103,16 +110,19 @@ class DeepLOB(nn.Module):
             *_time_convolutions(channels),
         )
         self.inception = _Inception(channels, config.inception_channels)
-        self.lstm = nn.LSTM(3 * config.inception_channels, config.lstm_hidden, batch_first=True)
+        # Sequence-first, as ONNX's LSTM is: the export needs no transposes around it.
+        self.lstm = nn.LSTM(3 * config.inception_channels, config.lstm_hidden)
         self.direction = nn.Linear(config.lstm_hidden, config.classes)
         self.volatility = nn.Linear(config.lstm_hidden, 1)
 
     def forward(self, book: Tensor) -> tuple[Tensor, Tensor]:
         """Map ``[batch, window, 4 * levels]`` to logits ``[batch, 3]`` and ``[batch, 1]``."""
         features = self.inception(self.convolutions(book.unsqueeze(1)))  # [B, C, T, 1]
-        sequence = features.squeeze(3).transpose(1, 2)  # [B, T, C]
-        outputs, _ = self.lstm(sequence)
-        last = outputs[:, -1, :]
+        # Summing the width-1 axis drops it as squeeze(3) would, but exports as one
+        # ReduceSum; squeeze exports a run-time shape test (If) on the dynamic batch.
+        sequence = features.sum(3).permute(2, 0, 1)  # [T, B, C], ONNX's LSTM layout
+        _, (hidden, _) = self.lstm(sequence)
+        last = hidden[0]  # the hidden state after the last step
         return self.direction(last), self.volatility(last)
 
 
@@ -129,3 +139,103 @@ class ExportWrapper(nn.Module):
         logits, standardised = self.model(book)
         volatility = torch.clamp(standardised * self.volatility_std + self.volatility_mean, min=0.0)
         return torch.softmax(logits, dim=1), volatility
+
+
+def export_onnx(
+    wrapper: ExportWrapper,
+    example: Tensor,
+    path: Path,
+    *,
+    opset: int,
+    input_name: str,
+    output_names: Sequence[str],
+) -> None:
+    """Write ``wrapper`` to ``path`` as ONNX with a dynamic batch axis, lean for serving.
+
+    The exporter builds the LSTM's zero initial states from the input's shape
+    at run time (Shape, Gather, Concat, ConstantOfShape) and names every LSTM
+    output; ONNX's LSTM starts from zeros when the initial states are absent
+    and skips an output that is not named. Both are removed here, and what
+    the exporter computes from constants alone (the pads of every padding, as
+    a chain of shape operators) is replaced by its value. None of it changes
+    an answer, and the graph stays portable: nothing in it depends on the
+    machine that exports or serves it.
+    """
+    import onnx  # noqa: PLC0415 - the train extra's, only needed to export
+
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but exports the LSTM without onnxscript.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            opset_version=opset,
+            dynamo=False,
+            input_names=[input_name],
+            output_names=list(output_names),
+            dynamic_axes={
+                input_name: {0: "batch"},
+                **{name: {0: "batch"} for name in output_names},
+            },
+        )
+    model = onnx.load(str(path))
+    _lean_lstm(model.graph)
+    _fold_constants(model)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def _lean_lstm(graph: onnx.GraphProto) -> None:
+    consumed = {name for node in graph.node for name in node.input}
+    consumed |= {output.name for output in graph.output}
+    for node in graph.node:
+        if node.op_type != "LSTM":
+            continue
+        del node.input[5:]  # initial_h, initial_c (and peepholes, never exported here)
+        for index, name in enumerate(node.output):
+            if name not in consumed:
+                node.output[index] = ""
+        for names in (node.input, node.output):  # an optional name left empty at the end
+            while names and not names[-1]:
+                names.pop()
+    # Drop what only fed the removed inputs: walk back from the graph's outputs.
+    needed = {output.name for output in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if any(name in needed for name in node.output if name):
+            kept.append(node)
+            needed.update(name for name in node.input if name)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    initializers = [tensor for tensor in graph.initializer if tensor.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def _fold_constants(model: onnx.ModelProto) -> None:
+    """Replace each node whose inputs are all constants by initializers holding its outputs."""
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+    from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
+
+    graph = model.graph
+    opsets = {opset.domain: opset.version for opset in model.opset_import}
+    known = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    kept = []
+    for node in graph.node:
+        subgraphs = any(attribute.type == onnx.AttributeProto.GRAPH for attribute in node.attribute)
+        if subgraphs or not all(name in known for name in node.input if name):
+            kept.append(node)
+            continue
+        evaluator = ReferenceEvaluator(node, opsets=opsets)
+        values = evaluator.run(None, {name: known[name] for name in node.input if name})
+        assert isinstance(values, list)
+        known.update(zip(node.output, values, strict=True))
+    used = {name for node in kept for name in node.input} | {out.name for out in graph.output}
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.initializer[:]
+    graph.initializer.extend(
+        numpy_helper.from_array(value, name) for name, value in known.items() if name in used
+    )

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -40,7 +39,12 @@ from kernel.models.features import explicit_feature_set, registered_features
 from kernel.models.normalisation import Normalisation, fit_normalisation
 from kernel.models.repository import ModelRepository, ModelVersion
 from tradekernel_models.features import DEFAULT_FEATURE_SET, IMBALANCE_FEATURE_SET
-from tradekernel_models.models.deeplob import DeepLOB, DeepLOBConfig, ExportWrapper
+from tradekernel_models.models.deeplob import (
+    DeepLOB,
+    DeepLOBConfig,
+    ExportWrapper,
+    export_onnx,
+)
 from tradekernel_models.training.config import (
     FeaturesConfig,
     TrainingConfig,
@@ -364,23 +368,9 @@ def _train_fold(
 
 
 def _export(wrapper: ExportWrapper, example: Tensor, path: Path, opset: int) -> None:
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated but exports the LSTM without onnxscript;
-        # the batch-size note does not apply, since the initial states are zeros built in-graph.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            str(path),
-            opset_version=opset,
-            dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={
-                INPUT_NAME: {0: "batch"},
-                **{name: {0: "batch"} for name in OUTPUT_NAMES},
-            },
-        )
+    export_onnx(
+        wrapper, example, path, opset=opset, input_name=INPUT_NAME, output_names=OUTPUT_NAMES
+    )
 
 
 def train(config_path: Path, *, log: TextIO | None = None) -> TrainingResult:
