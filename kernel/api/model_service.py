@@ -187,6 +187,7 @@ def _info(state: VersionState, registry: ModelRegistry) -> models_pb2.ModelInfo:
             errors=metrics.errors,
             latency_p50_ns=metrics.latency.quantile(0.5),
             latency_p99_ns=metrics.latency.quantile(0.99),
+            published=metrics.published,
         ),
     )
     component = state.component

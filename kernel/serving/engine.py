@@ -514,6 +514,7 @@ class ServingEngine:
         entry = pending.instrument
         model = pending.state.onnx
         self.stats.predictions += 1
+        pending.state.metrics.published += 1
         self.bus.publish(
             entry.topic,
             Prediction(

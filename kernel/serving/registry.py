@@ -116,6 +116,8 @@ class VersionMetrics:
     compared: int = 0
     agreed: int = 0
     errors: int = 0
+    published: int = 0
+    """Answers acted on: published as the model's prediction."""
 
     def __post_init__(self) -> None:
         self.by_class = [0] * len(self.classes)
@@ -803,6 +805,11 @@ class ModelRegistry:
         errors = CounterMetricFamily(
             "tradekernel_model_errors", "Inferences that failed", labels=["model", "version"]
         )
+        published = CounterMetricFamily(
+            "tradekernel_model_published",
+            "Answers acted on: published as the model's prediction",
+            labels=["model", "version"],
+        )
         for state in self.versions():
             metrics = state.metrics
             labels = [state.name, state.version, state.stage.value]
@@ -814,4 +821,5 @@ class ModelRegistry:
             compared.add_metric([state.name, state.version], metrics.compared)
             agreed.add_metric([state.name, state.version], metrics.agreed)
             errors.add_metric([state.name, state.version], metrics.errors)
-        return [latency, predictions, compared, agreed, errors]
+            published.add_metric([state.name, state.version], metrics.published)
+        return [latency, predictions, compared, agreed, errors, published]

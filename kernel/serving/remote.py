@@ -321,6 +321,7 @@ class ComponentModels:
             return
         if self.answering(route, f"{message.venue}.{message.symbol}") is state:
             stats.published += 1
+            metrics.published += 1
             self.bus.publish(
                 prediction_topic(message.venue, message.symbol),
                 Prediction(

@@ -3,8 +3,8 @@
 At start the registry replays the journal's model changes (loads, promotions,
 shadows, canaries, rollbacks), so a restart serves what was served; a model
 with a configured ``version`` and no production version after that loads and
-promotes it (journaled like any promotion); configured component versions
-(``[[serving.models.components]]``) are loaded first when missing. Then each
+promotes it (journaled like any promotion); then configured component
+versions (``[[serving.models.components]]``) are loaded when missing. Then each
 model's engine and its out-of-process side
 (:class:`~kernel.serving.remote.ComponentModels`) subscribe to the bus. It
 starts after trading (the journal is open) and before the replays and live
@@ -22,7 +22,6 @@ from kernel.metrics import MetricsServer
 from kernel.serving.config import ServingConfig
 from kernel.serving.engine import BookLookup, ServingEngine
 from kernel.serving.registry import COMPONENT_URI, Components, ModelRegistry, RegistryError
-from kernel.serving.retrain import ModelRetrainer, start_retrainers, stop_retrainers
 
 __all__ = ["ServingComponent"]
 
@@ -55,8 +54,6 @@ class ServingComponent:
         self.registry: ModelRegistry | None = None
         self.engines: dict[str, ServingEngine] = {}
         self.restored = 0
-        self.retrainers: dict[str, ModelRetrainer] = {}
-        """Models retrained into shadow (``[serving.models.retrain]``)."""
 
     async def start(self) -> None:
         """Restore the registry from the journal, load configured versions, start the engines."""
@@ -74,23 +71,27 @@ class ServingComponent:
             records = [(record.kind, record.payload) for record in journal.records_since(0)]
             self.restored = await registry.restore(records)
         for model in config.models:
-            remotes = {item.version: COMPONENT_URI + item.component for item in model.components}
-            for version, uri in remotes.items():
+            if model.version and registry.route(model.name).production is None:
                 try:
-                    await registry.load(model.name, version, uri)
+                    await registry.load(model.name, model.version)
+                    registry.promote(model.name, model.version)
+                except RegistryError as error:  # the kernel runs on; the model waits
+                    log.error(
+                        "serving.models %s: version %s not served: %s",
+                        model.name,
+                        model.version,
+                        error,
+                    )
+            for item in model.components:  # after the in-process version: its classes
+                try:
+                    await registry.load(model.name, item.version, COMPONENT_URI + item.component)
                 except RegistryError as error:
                     log.error(
-                        "serving.models %s: version %s not served: %s", model.name, version, error
+                        "serving.models %s: version %s not served: %s",
+                        model.name,
+                        item.version,
+                        error,
                     )
-            if not model.version or registry.route(model.name).production is not None:
-                continue
-            try:
-                await registry.load(model.name, model.version)
-                registry.promote(model.name, model.version)
-            except RegistryError as error:  # the kernel runs on; the model waits for an operator
-                log.error(
-                    "serving.models %s: version %s not served: %s", model.name, model.version, error
-                )
         from kernel.serving.remote import ComponentModels  # noqa: PLC0415 - the gRPC side
 
         for model in config.models:
@@ -120,9 +121,6 @@ class ServingComponent:
                 lambda: {name: float(r.stats.fallbacks) for name, r in self.remotes.items()},
             )
         self.registry = registry
-        self.retrainers = start_retrainers(
-            config, registry, self.bus, books=self.books, metrics=self.metrics
-        )
         log.info(
             "serving %s from %s (%d journaled changes restored)",
             ", ".join(self.engines) or "no model",
@@ -132,7 +130,6 @@ class ServingComponent:
 
     async def stop(self) -> None:
         """Score what is queued, unsubscribe, stop the loading thread."""
-        await stop_retrainers(self.retrainers)  # a retraining under way is cancelled
         for engine in self.engines.values():
             engine.stop()
         for remote in self.remotes.values():

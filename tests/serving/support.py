@@ -294,3 +294,37 @@ def feature_reference(version: int, values: list[float]) -> npt.NDArray[np.float
     logits = row.astype(np.float32).astype(np.float64) @ weights.astype(np.float64) + bias
     exponent = np.exp(logits - logits.max())
     return np.asarray(exponent / exponent.sum())
+
+
+# ---------------------------------------------------------------------------
+# A stored version served as a model component, in its own process
+
+
+def start_model_component(
+    tmp_path: Path, folder: Path, instruments: list[tuple[str, str]]
+) -> tuple[Any, str]:
+    """Serve ``folder``'s version as a component in a new process; return it and its address."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / f"serve_model_{folder.name}.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        from kernel.serving.remote import ModelComponent
+        from tradekernel_sdk.remote import serve
+
+        serve(
+            ModelComponent({str(folder)!r}, {instruments!r}),
+            ready=lambda address: print("listening", address, flush=True),
+        )
+        """)
+    )
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("listening "), line
+    return process, line.split()[1]

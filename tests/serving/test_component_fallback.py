@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from serving.support import bundled_frames, write_book_version
+from serving.support import bundled_frames, start_model_component, write_book_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components"))
 from component_harness import link_to
@@ -25,31 +23,6 @@ from kernel.serving import ModelRegistry, ServingEngine, Stage
 from kernel.serving.registry import Components
 from kernel.serving.remote import ComponentModels
 from tradekernel_sdk.predictions import Prediction
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_component(tmp_path: Path, folder: Path) -> tuple[subprocess.Popen[str], str]:
-    """Serve ``folder``'s version as a component in its own process; return it and its address."""
-    script = tmp_path / "serve_model.py"
-    script.write_text(
-        textwrap.dedent(f"""
-        from kernel.serving.remote import ModelComponent
-        from tradekernel_sdk.remote import serve
-
-        serve(
-            ModelComponent({str(folder)!r}, [("binance", "BTCUSDT")]),
-            ready=lambda address: print("listening", address, flush=True),
-        )
-        """)
-    )
-    process = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.startswith("listening "), line
-    return process, line.split()[1]
 
 
 def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
@@ -86,7 +59,9 @@ def test_a_killed_component_hands_over_to_the_in_process_version_and_says_so(
 
     killed = False
     stack.bus.subscribe("data.book.binance.BTCUSDT", count_unanswerable)
-    process, address = start_component(tmp_path, root / "direction" / "2")
+    process, address = start_model_component(
+        tmp_path, root / "direction" / "2", [("binance", "BTCUSDT")]
+    )
     link = link_to(stack, ComponentSpec(name="direction_v2", endpoint=address))
     links["direction_v2"] = link
 

@@ -255,6 +255,8 @@ class ModelMetricsView:
     errors: int
     latency_p50_ns: int
     latency_p99_ns: int
+    published: int = 0
+    """Answers acted on: published as the model's prediction (never in shadow)."""
 
     @property
     def agreement(self) -> float | None:
@@ -433,6 +435,7 @@ def _model(message: models_pb2.ModelInfo) -> ModelView:
                 errors=message.metrics.errors,
                 latency_p50_ns=message.metrics.latency_p50_ns,
                 latency_p99_ns=message.metrics.latency_p99_ns,
+                published=message.metrics.published,
             )
             if message.HasField("metrics")
             else None

@@ -135,6 +135,8 @@ export interface ModelVersionMetrics {
   latencyP50Ns: bigint;
   /** 99th percentile of the same, in nanoseconds; 0 before any. */
   latencyP99Ns: bigint;
+  /** Answers acted on: published as the model's prediction (never in shadow). */
+  published: bigint;
 }
 
 /** The out-of-process component answering for a version. */
@@ -528,7 +530,7 @@ export const ModelInfo: MessageFns<ModelInfo> = {
 };
 
 function createBaseModelVersionMetrics(): ModelVersionMetrics {
-  return { predictions: 0n, compared: 0n, agreed: 0n, errors: 0n, latencyP50Ns: 0n, latencyP99Ns: 0n };
+  return { predictions: 0n, compared: 0n, agreed: 0n, errors: 0n, latencyP50Ns: 0n, latencyP99Ns: 0n, published: 0n };
 }
 
 export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
@@ -568,6 +570,12 @@ export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
         throw new globalThis.Error("value provided for field message.latencyP99Ns of type int64 too large");
       }
       writer.uint32(48).int64(message.latencyP99Ns);
+    }
+    if (message.published !== 0n) {
+      if (BigInt.asUintN(64, message.published) !== message.published) {
+        throw new globalThis.Error("value provided for field message.published of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.published);
     }
     return writer;
   },
@@ -633,6 +641,14 @@ export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
             message.latencyP99Ns = reader.int64() as bigint;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.published = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -661,6 +677,7 @@ export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
         : isSet(object.latency_p99_ns)
         ? BigInt(object.latency_p99_ns)
         : 0n,
+      published: isSet(object.published) ? BigInt(object.published) : 0n,
     };
   },
 
@@ -684,6 +701,9 @@ export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
     if (message.latencyP99Ns !== 0n) {
       obj.latencyP99Ns = message.latencyP99Ns.toString();
     }
+    if (message.published !== 0n) {
+      obj.published = message.published.toString();
+    }
     return obj;
   },
 
@@ -704,6 +724,7 @@ export const ModelVersionMetrics: MessageFns<ModelVersionMetrics> = {
     message.latencyP99Ns = (object.latencyP99Ns !== undefined && object.latencyP99Ns !== null)
       ? BigInt(object.latencyP99Ns)
       : 0n;
+    message.published = (object.published !== undefined && object.published !== null) ? BigInt(object.published) : 0n;
     return message;
   },
 };

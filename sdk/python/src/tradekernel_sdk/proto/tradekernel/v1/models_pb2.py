@@ -26,45 +26,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btradekernel/v1/models.proto\x12\x0etradekernel.v1\"\xb5\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12)\n\x05stage\x18\x05 \x01(\x0e\x32\x1a.tradekernel.v1.ModelStage\x12\x12\n\ncanary_bps\x18\x06 \x01(\r\x12\x11\n\tts_loaded\x18\x07 \x01(\x03\x12\x10\n\x08ts_stage\x18\x08 \x01(\x03\x12\x1a\n\x12\x63\x61nary_instruments\x18\t \x03(\t\x12\x34\n\x07metrics\x18\n \x01(\x0b\x32#.tradekernel.v1.ModelVersionMetrics\x12\x36\n\tcomponent\x18\x0b \x01(\x0b\x32#.tradekernel.v1.ModelComponentState\"\x8c\x01\n\x13ModelVersionMetrics\x12\x13\n\x0bpredictions\x18\x01 \x01(\x04\x12\x10\n\x08\x63ompared\x18\x02 \x01(\x04\x12\x0e\n\x06\x61greed\x18\x03 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x04\x12\x16\n\x0elatency_p50_ns\x18\x05 \x01(\x03\x12\x16\n\x0elatency_p99_ns\x18\x06 \x01(\x03\"V\n\x13ModelComponentState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x13\n\x0b\x64own_reason\x18\x03 \x01(\t\x12\x10\n\x08stand_in\x18\x04 \x01(\t\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.tradekernel.v1.ModelInfo\"N\n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"=\n\x11LoadModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\"4\n\x13PromoteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"@\n\x14PromoteModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\"3\n\x12ShadowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"?\n\x13ShadowModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\"\\\n\x12\x43\x61naryModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ncanary_bps\x18\x03 \x01(\r\x12\x13\n\x0binstruments\x18\x04 \x03(\t\"?\n\x13\x43\x61naryModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\":\n\x14RollbackModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\t\"A\n\x15RollbackModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo*\xa6\x01\n\nModelStage\x12\x1b\n\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x16\n\x12MODEL_STAGE_LOADED\x10\x01\x12\x16\n\x12MODEL_STAGE_SHADOW\x10\x02\x12\x16\n\x12MODEL_STAGE_CANARY\x10\x03\x12\x1a\n\x16MODEL_STAGE_PRODUCTION\x10\x04\x12\x17\n\x13MODEL_STAGE_RETIRED\x10\x05\x32\x9e\x04\n\x0cModelService\x12S\n\nListModels\x12!.tradekernel.v1.ListModelsRequest\x1a\".tradekernel.v1.ListModelsResponse\x12P\n\tLoadModel\x12 .tradekernel.v1.LoadModelRequest\x1a!.tradekernel.v1.LoadModelResponse\x12Y\n\x0cPromoteModel\x12#.tradekernel.v1.PromoteModelRequest\x1a$.tradekernel.v1.PromoteModelResponse\x12V\n\x0bShadowModel\x12\".tradekernel.v1.ShadowModelRequest\x1a#.tradekernel.v1.ShadowModelResponse\x12V\n\x0b\x43\x61naryModel\x12\".tradekernel.v1.CanaryModelRequest\x1a#.tradekernel.v1.CanaryModelResponse\x12\\\n\rRollbackModel\x12$.tradekernel.v1.RollbackModelRequest\x1a%.tradekernel.v1.RollbackModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btradekernel/v1/models.proto\x12\x0etradekernel.v1\"\xb5\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12)\n\x05stage\x18\x05 \x01(\x0e\x32\x1a.tradekernel.v1.ModelStage\x12\x12\n\ncanary_bps\x18\x06 \x01(\r\x12\x11\n\tts_loaded\x18\x07 \x01(\x03\x12\x10\n\x08ts_stage\x18\x08 \x01(\x03\x12\x1a\n\x12\x63\x61nary_instruments\x18\t \x03(\t\x12\x34\n\x07metrics\x18\n \x01(\x0b\x32#.tradekernel.v1.ModelVersionMetrics\x12\x36\n\tcomponent\x18\x0b \x01(\x0b\x32#.tradekernel.v1.ModelComponentState\"\x9f\x01\n\x13ModelVersionMetrics\x12\x13\n\x0bpredictions\x18\x01 \x01(\x04\x12\x10\n\x08\x63ompared\x18\x02 \x01(\x04\x12\x0e\n\x06\x61greed\x18\x03 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x04 \x01(\x04\x12\x16\n\x0elatency_p50_ns\x18\x05 \x01(\x03\x12\x16\n\x0elatency_p99_ns\x18\x06 \x01(\x03\x12\x11\n\tpublished\x18\x07 \x01(\x04\"V\n\x13ModelComponentState\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x13\n\x0b\x64own_reason\x18\x03 \x01(\t\x12\x10\n\x08stand_in\x18\x04 \x01(\t\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.tradekernel.v1.ModelInfo\"N\n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03uri\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"=\n\x11LoadModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\"4\n\x13PromoteModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"@\n\x14PromoteModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\"3\n\x12ShadowModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"?\n\x13ShadowModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\"\\\n\x12\x43\x61naryModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x12\n\ncanary_bps\x18\x03 \x01(\r\x12\x13\n\x0binstruments\x18\x04 \x03(\t\"?\n\x13\x43\x61naryModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo\":\n\x14RollbackModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_version\x18\x02 \x01(\t\"A\n\x15RollbackModelResponse\x12(\n\x05model\x18\x01 \x01(\x0b\x32\x19.tradekernel.v1.ModelInfo*\xa6\x01\n\nModelStage\x12\x1b\n\x17MODEL_STAGE_UNSPECIFIED\x10\x00\x12\x16\n\x12MODEL_STAGE_LOADED\x10\x01\x12\x16\n\x12MODEL_STAGE_SHADOW\x10\x02\x12\x16\n\x12MODEL_STAGE_CANARY\x10\x03\x12\x1a\n\x16MODEL_STAGE_PRODUCTION\x10\x04\x12\x17\n\x13MODEL_STAGE_RETIRED\x10\x05\x32\x9e\x04\n\x0cModelService\x12S\n\nListModels\x12!.tradekernel.v1.ListModelsRequest\x1a\".tradekernel.v1.ListModelsResponse\x12P\n\tLoadModel\x12 .tradekernel.v1.LoadModelRequest\x1a!.tradekernel.v1.LoadModelResponse\x12Y\n\x0cPromoteModel\x12#.tradekernel.v1.PromoteModelRequest\x1a$.tradekernel.v1.PromoteModelResponse\x12V\n\x0bShadowModel\x12\".tradekernel.v1.ShadowModelRequest\x1a#.tradekernel.v1.ShadowModelResponse\x12V\n\x0b\x43\x61naryModel\x12\".tradekernel.v1.CanaryModelRequest\x1a#.tradekernel.v1.CanaryModelResponse\x12\\\n\rRollbackModel\x12$.tradekernel.v1.RollbackModelRequest\x1a%.tradekernel.v1.RollbackModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tradekernel_sdk.proto.tradekernel.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELSTAGE']._serialized_start=1358
-  _globals['_MODELSTAGE']._serialized_end=1524
+  _globals['_MODELSTAGE']._serialized_start=1377
+  _globals['_MODELSTAGE']._serialized_end=1543
   _globals['_MODELINFO']._serialized_start=48
   _globals['_MODELINFO']._serialized_end=357
   _globals['_MODELVERSIONMETRICS']._serialized_start=360
-  _globals['_MODELVERSIONMETRICS']._serialized_end=500
-  _globals['_MODELCOMPONENTSTATE']._serialized_start=502
-  _globals['_MODELCOMPONENTSTATE']._serialized_end=588
-  _globals['_LISTMODELSREQUEST']._serialized_start=590
-  _globals['_LISTMODELSREQUEST']._serialized_end=623
-  _globals['_LISTMODELSRESPONSE']._serialized_start=625
-  _globals['_LISTMODELSRESPONSE']._serialized_end=688
-  _globals['_LOADMODELREQUEST']._serialized_start=690
-  _globals['_LOADMODELREQUEST']._serialized_end=768
-  _globals['_LOADMODELRESPONSE']._serialized_start=770
-  _globals['_LOADMODELRESPONSE']._serialized_end=831
-  _globals['_PROMOTEMODELREQUEST']._serialized_start=833
-  _globals['_PROMOTEMODELREQUEST']._serialized_end=885
-  _globals['_PROMOTEMODELRESPONSE']._serialized_start=887
-  _globals['_PROMOTEMODELRESPONSE']._serialized_end=951
-  _globals['_SHADOWMODELREQUEST']._serialized_start=953
-  _globals['_SHADOWMODELREQUEST']._serialized_end=1004
-  _globals['_SHADOWMODELRESPONSE']._serialized_start=1006
-  _globals['_SHADOWMODELRESPONSE']._serialized_end=1069
-  _globals['_CANARYMODELREQUEST']._serialized_start=1071
-  _globals['_CANARYMODELREQUEST']._serialized_end=1163
-  _globals['_CANARYMODELRESPONSE']._serialized_start=1165
-  _globals['_CANARYMODELRESPONSE']._serialized_end=1228
-  _globals['_ROLLBACKMODELREQUEST']._serialized_start=1230
-  _globals['_ROLLBACKMODELREQUEST']._serialized_end=1288
-  _globals['_ROLLBACKMODELRESPONSE']._serialized_start=1290
-  _globals['_ROLLBACKMODELRESPONSE']._serialized_end=1355
-  _globals['_MODELSERVICE']._serialized_start=1527
-  _globals['_MODELSERVICE']._serialized_end=2069
+  _globals['_MODELVERSIONMETRICS']._serialized_end=519
+  _globals['_MODELCOMPONENTSTATE']._serialized_start=521
+  _globals['_MODELCOMPONENTSTATE']._serialized_end=607
+  _globals['_LISTMODELSREQUEST']._serialized_start=609
+  _globals['_LISTMODELSREQUEST']._serialized_end=642
+  _globals['_LISTMODELSRESPONSE']._serialized_start=644
+  _globals['_LISTMODELSRESPONSE']._serialized_end=707
+  _globals['_LOADMODELREQUEST']._serialized_start=709
+  _globals['_LOADMODELREQUEST']._serialized_end=787
+  _globals['_LOADMODELRESPONSE']._serialized_start=789
+  _globals['_LOADMODELRESPONSE']._serialized_end=850
+  _globals['_PROMOTEMODELREQUEST']._serialized_start=852
+  _globals['_PROMOTEMODELREQUEST']._serialized_end=904
+  _globals['_PROMOTEMODELRESPONSE']._serialized_start=906
+  _globals['_PROMOTEMODELRESPONSE']._serialized_end=970
+  _globals['_SHADOWMODELREQUEST']._serialized_start=972
+  _globals['_SHADOWMODELREQUEST']._serialized_end=1023
+  _globals['_SHADOWMODELRESPONSE']._serialized_start=1025
+  _globals['_SHADOWMODELRESPONSE']._serialized_end=1088
+  _globals['_CANARYMODELREQUEST']._serialized_start=1090
+  _globals['_CANARYMODELREQUEST']._serialized_end=1182
+  _globals['_CANARYMODELRESPONSE']._serialized_start=1184
+  _globals['_CANARYMODELRESPONSE']._serialized_end=1247
+  _globals['_ROLLBACKMODELREQUEST']._serialized_start=1249
+  _globals['_ROLLBACKMODELREQUEST']._serialized_end=1307
+  _globals['_ROLLBACKMODELRESPONSE']._serialized_start=1309
+  _globals['_ROLLBACKMODELRESPONSE']._serialized_end=1374
+  _globals['_MODELSERVICE']._serialized_start=1546
+  _globals['_MODELSERVICE']._serialized_end=2088
 # @@protoc_insertion_point(module_scope)

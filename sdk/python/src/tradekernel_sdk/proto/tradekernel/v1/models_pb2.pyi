@@ -140,6 +140,7 @@ class ModelVersionMetrics(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     LATENCY_P50_NS_FIELD_NUMBER: _builtins.int
     LATENCY_P99_NS_FIELD_NUMBER: _builtins.int
+    PUBLISHED_FIELD_NUMBER: _builtins.int
     predictions: _builtins.int
     """Answers it gave (in shadow too)."""
     compared: _builtins.int
@@ -156,6 +157,8 @@ class ModelVersionMetrics(_message.Message):
     """
     latency_p99_ns: _builtins.int
     """99th percentile of the same, in nanoseconds; 0 before any."""
+    published: _builtins.int
+    """Answers acted on: published as the model's prediction (never in shadow)."""
     def __init__(
         self,
         *,
@@ -165,10 +168,11 @@ class ModelVersionMetrics(_message.Message):
         errors: _builtins.int = ...,
         latency_p50_ns: _builtins.int = ...,
         latency_p99_ns: _builtins.int = ...,
+        published: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed", b"agreed", "compared", b"compared", "errors", b"errors", "latency_p50_ns", b"latency_p50_ns", "latency_p99_ns", b"latency_p99_ns", "predictions", b"predictions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed", b"agreed", "compared", b"compared", "errors", b"errors", "latency_p50_ns", b"latency_p50_ns", "latency_p99_ns", b"latency_p99_ns", "predictions", b"predictions", "published", b"published"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,282 @@
+"""A component version goes through the same rollout as an in-process one, in a running kernel.
+
+``tradekernel run`` serves model ``direction`` with version 1 in process and
+version 2 answered by a real model component in its own process
+(``[[serving.models.components]]``, dialed from ``[[components]]``), while the
+bundled BTCUSDT recording replays in real time and the model-signal strategy
+trades on the published predictions. Over the API and the CLI the component
+version is shadowed (agreement and latency counted, nothing acted on), promoted,
+rolled back; the journal on disk holds every change before it acts and a
+restart finds the same stages; killing the component while it answers hands
+over to version 1, and ListModels, GetStatus and the log say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel.journal import Journal
+from serving.support import BUNDLED_FILES, start_model_component, write_book_version
+from tradekernel_sdk.client import (
+    AlreadyExists,
+    ApiError,
+    FailedPrecondition,
+    KernelClient,
+    ModelView,
+    NotFound,
+)
+
+TOKEN = "rollout-admin-token"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kernel_config(tmp_path: Path, component_address: str) -> Path:
+    config = tmp_path / "kernel.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [kernel]
+        exit_when_replay_done = false
+        state_dir = "{tmp_path / "state"}"
+
+        [metrics]
+        enabled = false
+
+        [api]
+        enabled = true
+        port = 0
+
+        [[replay]]
+        venue = "binance"
+        files = ["{BUNDLED_FILES[0]}"]
+        speed = 1.0
+
+        [[components]]
+        name = "direction_v2"
+        endpoint = "{component_address}"
+        backoff_initial_ms = 100
+        backoff_max_ms = 500
+
+        [serving]
+        enabled = true
+        repository = "{tmp_path / "models"}"
+
+        [[serving.models]]
+        name = "direction"
+        instruments = ["binance.BTCUSDT"]
+        version = "1"
+
+        [[serving.models.components]]
+        version = "2"
+        component = "direction_v2"
+
+        [strategies.model_btc]
+        strategy = "model_signal"
+        venue = "binance"
+        symbol = "BTCUSDT"
+        tick = 1_000_000
+        lot = 1_000
+        quantity = 100_000
+        max_position = 300_000
+        allow_short = true
+        model = "direction"
+        min_confidence_bps = 3_400
+    """)
+    )
+    return config
+
+
+class Kernel:
+    """``tradekernel run`` in a subprocess, its log read as it goes, until SIGTERM."""
+
+    def __init__(self, config: Path) -> None:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "TRADEKERNEL_API_TOKENS": f"{TOKEN}=read+admin",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kernel", "run", "--config", str(config), "--no-progress"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.log: list[str] = []
+        self._port = threading.Event()
+        self.port = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self._port.wait(60), "".join(self.log)
+        self.address = f"127.0.0.1:{self.port}"
+        self.client = KernelClient(self.address, TOKEN)
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:  # drained as it comes, so the kernel never blocks
+            self.log.append(line)
+            found = re.search(r"API serving on 127\.0\.0\.1:(\d+)", line)
+            if found and not self.port:
+                self.port = int(found.group(1))
+                self._port.set()
+
+    def models(self) -> dict[str, ModelView]:
+        return {model.version: model for model in self.client.models("direction")}
+
+    def stages(self) -> dict[str, str]:
+        return {version: model.stage for version, model in self.models().items()}
+
+    def until(self, what: str, check: Callable[[dict[str, ModelView]], bool]) -> None:
+        """Wait for the listing to satisfy ``check`` (the replay runs in real time)."""
+        deadline = time.monotonic() + 60
+        while not check(self.models()):
+            assert time.monotonic() < deadline, f"{what}: {self.models()}"
+            time.sleep(0.2)
+
+    def cli(self, *argv: str) -> tuple[int, str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "kernel", *argv, "--address", self.address],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TRADEKERNEL_API_TOKEN": TOKEN},
+            cwd=ROOT,
+            timeout=60,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    def stop(self) -> str:
+        self.client.close()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        self._reader.join(10)
+        assert self.process.returncode == 0, "".join(self.log[-40:])
+        return "".join(self.log)
+
+
+def refused(call: Callable[[], Any], kind: type[ApiError]) -> str:
+    with pytest.raises(kind) as raised:
+        call()
+    return str(raised.value)
+
+
+def journal_records(tmp_path: Path) -> list[tuple[str, Any]]:
+    with Journal.open(tmp_path / "state" / "journal.tkj") as opened:
+        return [(record.kind, record.payload) for record in opened.records_since(0)]
+
+
+def test_a_component_version_is_shadowed_promoted_rolled_back_restored_and_falls_back(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "models"
+    for version in ("1", "2"):
+        write_book_version(root, "direction", version)
+    component, address = start_model_component(
+        tmp_path, root / "direction" / "2", [("binance", "BTCUSDT")]
+    )
+    config = kernel_config(tmp_path, address)
+    try:
+        first = Kernel(config)
+        try:
+            first.until("the component version is loaded and up", lambda m: m["2"].component.up)
+            listed = first.models()
+            assert (listed["1"].stage, listed["2"].stage) == ("production", "loaded")
+            assert listed["2"].uri == "component:direction_v2" and listed["2"].sha256 == ""
+
+            # Refusals change nothing and say why.
+            message = refused(
+                lambda: first.client.load_model("direction", "9", "component:nowhere"), NotFound
+            )
+            assert "no component 'nowhere' in [[components]]" in message
+            message = refused(
+                lambda: first.client.load_model("direction", "9", "component:direction_v2"),
+                AlreadyExists,
+            )
+            assert "already answers for direction:2" in message
+            message = refused(
+                lambda: first.client.shadow_model("direction", "1"), FailedPrecondition
+            )
+            assert "production already" in message
+            assert first.stages() == {"1": "production", "2": "loaded"}
+
+            # Shadow, from the CLI: compared with production, never acted on.
+            code, out, err = first.cli("models", "shadow", "direction:2", "--json")
+            assert code == 0, err
+            assert json.loads(out)["model"]["stage"] == "shadow"
+            first.until("shadow answers compared", lambda m: m["2"].metrics.compared >= 30)
+            listed = first.models()
+            shadow = listed["2"].metrics
+            assert 0 < shadow.agreed < shadow.compared
+            assert shadow.latency_p50_ns > 0 and shadow.errors == 0
+            assert shadow.published == 0 and listed["1"].metrics.published > 30
+
+            promoted = first.client.promote_model("direction", "2")
+            assert promoted.stage == "production" and promoted.component.up
+            first.until("the component's answers act", lambda m: m["2"].metrics.published >= 30)
+            assert first.stages() == {"1": "retired", "2": "production"}
+            rolled = first.client.rollback_model("direction", "2")
+            assert (rolled.version, rolled.stage) == ("1", "production")
+            acted = first.models()["1"].metrics.published
+            first.until("version 1 acts again", lambda m: m["1"].metrics.published > acted + 10)
+            first.client.shadow_model("direction", "2")
+            assert first.stages() == {"1": "production", "2": "shadow"}
+        finally:
+            first.stop()
+
+        records = journal_records(tmp_path)
+        changes = [(kind, payload) for kind, payload in records if kind.startswith("model_")]
+        assert changes == [
+            ("model_load", ["direction", "1", "", changes[0][1][3]]),
+            ("model_promote", ["direction", "1"]),
+            ("model_load", ["direction", "2", "component:direction_v2", ""]),
+            ("model_shadow", ["direction", "2"]),
+            ("model_promote", ["direction", "2"]),
+            ("model_rollback", ["direction", "2"]),
+            ("model_shadow", ["direction", "2"]),
+        ]
+
+        second = Kernel(config)
+        try:
+            assert second.stages() == {"1": "production", "2": "shadow"}  # from the journal
+            second.until("the component is up again", lambda m: m["2"].component.up)
+            assert second.models()["2"].metrics.published == 0
+            second.client.promote_model("direction", "2")
+            second.until("the component's answers act", lambda m: m["2"].metrics.published > 10)
+            component.send_signal(signal.SIGKILL)  # mid-stream
+            component.wait(10)
+            second.until("the fallback is reported", lambda m: not m["2"].component.up)
+            listed = second.models()
+            assert listed["2"].stage == "production"  # its stage does not move
+            assert listed["2"].component.stand_in == "1" and listed["2"].component.down_reason
+            acted = listed["1"].metrics.published
+            second.until(
+                "the in-process version acts in its place",
+                lambda m: m["1"].metrics.published > acted + 10,
+            )
+            serving = next(c for c in second.client.status().components if c.name == "serving")
+            assert "direction: component version 2 is down" in serving.detail
+            assert "the in-process version 1 answers" in serving.detail
+        finally:
+            log = second.stop()
+        assert "7 journaled changes restored" in log
+        assert re.search(
+            r"component version 2 \(direction_v2\) is down \(.+\); "
+            r"the in-process version 1 answers",
+            log,
+        )
+    finally:
+        if component.poll() is None:
+            component.kill()
+            component.wait(10)
