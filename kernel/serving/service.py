@@ -22,6 +22,7 @@ from kernel.metrics import MetricsServer
 from kernel.serving.config import ServingConfig
 from kernel.serving.engine import BookLookup, ServingEngine
 from kernel.serving.registry import COMPONENT_URI, Components, ModelRegistry, RegistryError
+from kernel.serving.retrain import ModelRetrainer, start_retrainers, stop_retrainers
 
 __all__ = ["ServingComponent"]
 
@@ -54,6 +55,8 @@ class ServingComponent:
         self.registry: ModelRegistry | None = None
         self.engines: dict[str, ServingEngine] = {}
         self.restored = 0
+        self.retrainers: dict[str, ModelRetrainer] = {}
+        """Models retrained into shadow (``[serving.models.retrain]``)."""
 
     async def start(self) -> None:
         """Restore the registry from the journal, load configured versions, start the engines."""
@@ -121,6 +124,9 @@ class ServingComponent:
                 lambda: {name: float(r.stats.fallbacks) for name, r in self.remotes.items()},
             )
         self.registry = registry
+        self.retrainers = start_retrainers(
+            config, registry, self.bus, books=self.books, metrics=self.metrics
+        )
         log.info(
             "serving %s from %s (%d journaled changes restored)",
             ", ".join(self.engines) or "no model",
@@ -130,6 +136,7 @@ class ServingComponent:
 
     async def stop(self) -> None:
         """Score what is queued, unsubscribe, stop the loading thread."""
+        await stop_retrainers(self.retrainers)  # a retraining under way is cancelled
         for engine in self.engines.values():
             engine.stop()
         for remote in self.remotes.values():
