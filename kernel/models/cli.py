@@ -168,8 +168,12 @@ def run_retrain(
         if (cert is None) != (key is None):
             print(f"{command}: --cert and --key: give both, or neither", file=err)
             return 2
-        tls = None if ca is None and cert is None else TlsFiles(ca, cert, key)
-        client = KernelClient(args.api, token, timeout=args.timeout, tls=tls)
+        try:
+            tls = None if ca is None and cert is None else TlsFiles(ca, cert, key)
+            client = KernelClient(args.api, token, timeout=args.timeout, tls=tls)
+        except ValueError as error:
+            print(f"{command}: --api: {error}", file=err)
+            return 2
     try:
         reference = args.model
         if client is not None and version is None:
@@ -179,14 +183,14 @@ def run_retrain(
                 reference = f"{name}:{serving[0].version}"
         files = args.data if args.data else recent_recordings(args.recordings, args.last)
         result = retrain(reference, files, repository)
-    except RetrainError as error:
-        print(f"{command}: {error}", file=err)
-        return error.exit_status
-    except ApiError as error:
-        print(f"{command}: the kernel at {args.api}: {error}", file=err)
+    except (RetrainError, ApiError) as error:
         if client is not None:
             client.close()
-        return 1
+        if isinstance(error, ApiError):
+            print(f"{command}: the kernel at {args.api}: {error}", file=err)
+            return 1
+        print(f"{command}: {error}", file=err)
+        return error.exit_status
     err.write(result.output)
     source, stored = result.source, result.version
     data: dict[str, object] = {

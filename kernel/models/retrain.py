@@ -318,7 +318,9 @@ def retrain(
     job = prepare(reference, files, repository, python=python, niceness=niceness)
     try:
         started = time.monotonic()
-        done = subprocess.run(job.command, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            job.command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
         return job.finish(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
     finally:
         job.close()
@@ -339,7 +341,10 @@ async def retrain_async(
     try:
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
-            *job.command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *job.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             stdout, stderr = await process.communicate()

@@ -81,7 +81,7 @@ class DriftWatch:
         self.engine: FeatureEngine | None = None
         self.version: VersionState | None = None
         """The production version the monitor is built for."""
-        self.unmonitored = ""
+        self.unmonitored = "no market event seen yet"
         """Why the production version is not monitored ('' when it is)."""
         self._private = Bus()
         self._handlers: list[tuple[str, Callable[[Any], None]]] = []

@@ -202,6 +202,37 @@ def test_a_failing_retraining_leaves_production_serving_counts_it_and_says_why(
     assert [s.value for s in families["tradekernel_model_retrain_shadowed"].samples] == [0.0]
 
 
+def test_the_timer_starts_retrainings_within_min_interval_s(
+    trained: dict[str, Any], tmp_path: Path
+) -> None:
+    root = fresh_repository(trained, tmp_path)
+    settings = RetrainSettings(
+        recordings=tmp_path / "not-yet", on_drift=False, every_s=0.01, min_interval_s=5.0
+    )
+    clock = Clock()
+
+    async def run() -> ModelRetrainer:
+        registry = ModelRegistry(root)
+        await registry.load("tiny", "1")
+        registry.promote("tiny", "1")
+        retrainer = ModelRetrainer("tiny", settings, registry, clock=clock)
+        retrainer.start()
+        while retrainer.skipped["interval"] < 3:  # ticks inside the interval start nothing
+            await asyncio.sleep(0.01)
+        clock.now += 5.0
+        while retrainer.runs.get("timer", 0) < 2:
+            await asyncio.sleep(0.01)
+        assert retrainer.task is not None
+        await retrainer.task  # the clock stands still: no third start
+        await retrainer.stop()
+        registry.close()
+        return retrainer
+
+    retrainer = asyncio.run(run())
+    assert retrainer.runs == {"timer": 2} and retrainer.watch is None
+    assert retrainer.failures == 2 and "no such recording folder" in retrainer.last_error
+
+
 def test_the_retrain_table_is_checked_field_by_field(tmp_path: Path) -> None:
     def parse(retrain: dict[str, Any]) -> Any:
         raw = {"enabled": True, "models": [{"name": "tiny", "retrain": retrain}]}
