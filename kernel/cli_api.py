@@ -449,7 +449,18 @@ def _model_data(model: ModelView) -> dict[str, Any]:
         "uri": model.uri,
         "ts_loaded": model.ts_loaded,
         "ts_stage": model.ts_stage,
+        "metrics": None if model.metrics is None else vars(model.metrics),
+        "component": None if model.component is None else vars(model.component),
     }
+
+
+def _model_uri(model: ModelView) -> str:
+    """Return the uri, saying so when a component version's component is down."""
+    component = model.component
+    if component is None or component.up:
+        return model.uri
+    instead = f"{component.stand_in} answers" if component.stand_in else "down"
+    return f"{model.uri} (down; {instead})"
 
 
 def _models(client: KernelClient, args: argparse.Namespace) -> _Result:
@@ -460,7 +471,7 @@ def _models(client: KernelClient, args: argparse.Namespace) -> _Result:
             m.version,
             m.stage + (f" {m.canary_bps} bps" if m.stage == "canary" else ""),
             m.sha256[:12] or "-",
-            m.uri,
+            _model_uri(m),
         ]
         for m in models
     ]
@@ -475,7 +486,7 @@ def _model_changed(model: ModelView) -> _Result:
     if stage == "canary":
         chosen = ", ".join(model.canary_instruments)
         stage += f" {model.canary_bps} bps" + (f" + {chosen}" if chosen else "")
-    row = [model.name, model.version, stage, model.sha256[:12] or "-", model.uri]
+    row = [model.name, model.version, stage, model.sha256[:12] or "-", _model_uri(model)]
     return {"model": _model_data(model)}, _table(
         ["MODEL", "VERSION", "STAGE", "SHA256", "URI"], [row]
     )

@@ -214,7 +214,8 @@ def test_a_component_version_is_shadowed_promoted_rolled_back_restored_and_falls
             # Shadow, from the CLI: compared with production, never acted on.
             code, out, err = first.cli("models", "shadow", "direction:2", "--json")
             assert code == 0, err
-            assert json.loads(out)["model"]["stage"] == "shadow"
+            shadowed = json.loads(out)["model"]
+            assert shadowed["stage"] == "shadow" and shadowed["component"]["up"] is True
             first.until("shadow answers compared", lambda m: m["2"].metrics.compared >= 30)
             listed = first.models()
             shadow = listed["2"].metrics
@@ -265,6 +266,8 @@ def test_a_component_version_is_shadowed_promoted_rolled_back_restored_and_falls
                 "the in-process version acts in its place",
                 lambda m: m["1"].metrics.published > acted + 10,
             )
+            code, out, err = second.cli("models", "list")
+            assert code == 0 and "component:direction_v2 (down; 1 answers)" in out, err
             serving = next(c for c in second.client.status().components if c.name == "serving")
             assert "direction: component version 2 is down" in serving.detail
             assert "the in-process version 1 answers" in serving.detail
