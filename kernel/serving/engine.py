@@ -368,7 +368,8 @@ class ServingEngine:
         production = route.production
         candidates = route.candidates(entry.label)
         if production is None or not candidates:
-            self._due()
+            if self._queue:
+                self._due()
             return
         stats = self.stats
         reference: _Pending | None = None
@@ -398,7 +399,8 @@ class ServingEngine:
                 mine.against = reference
             else:
                 mine.remote = self.remote is not None
-        self._due()
+        if self._queue:
+            self._due()
 
     def _feature_input(
         self, entry: _Instrument, state: VersionState, vector: FeatureVector
