@@ -2,6 +2,8 @@
 
 from kernel.serving.engine import BookWindow, ServingEngine, ServingStats
 from kernel.serving.registry import (
+    Components,
+    ComponentVersion,
     ModelRegistry,
     RegistryError,
     Route,
@@ -15,6 +17,8 @@ from kernel.serving.spec import InputSpec, ModelSpec, SpecError
 
 __all__ = [
     "BookWindow",
+    "ComponentVersion",
+    "Components",
     "InputSpec",
     "ModelRegistry",
     "ModelSpec",

@@ -39,10 +39,13 @@ ETH = ("binance", "ETHUSDT")
 BTC = ("binance", "BTCUSDT")
 
 
-def recomputed_agreement(reference: ReferenceRows, key: tuple[str, str]) -> tuple[int, int]:
-    """Return (compared, agreed) of version 2 against version 1 on every full window of ``key``."""
+def recomputed_agreement(
+    reference: ReferenceRows, key: tuple[str, str], events: int | None = None
+) -> tuple[int, int]:
+    """Return (compared, agreed) of version 2 against version 1 on the full windows of ``key``
+    among its first ``events`` events (default: all)."""
     compared = agreed = 0
-    for event in range(WINDOW, len(reference.rows[key]) + 1):
+    for event in range(WINDOW, (events or len(reference.rows[key])) + 1):
         rows = reference.window(key, event, WINDOW)
         compared += 1
         agreed += int(
@@ -123,7 +126,8 @@ def test_a_component_canary_is_compared_with_the_in_process_production(tmp_path:
     engine.start()
     published: list[Prediction] = []
     stack.bus.subscribe("model.prediction.>", published.append)
-    frames = bundled_frames(6_000)
+    frames = bundled_frames(8_000)
+    before_stop: list[int] = []
 
     async def main() -> None:
         await registry.load("direction", "1")
@@ -139,10 +143,14 @@ def test_a_component_canary_is_compared_with_the_in_process_production(tmp_path:
             state = await registry.load("direction", "2", "component:direction_v2")
             assert state.classes == registry.get("direction", "1").classes  # taken from 1
             registry.canary("direction", "2", instruments=["binance.ETHUSDT"])
-            for frame in frames:
+            for frame in frames[:6_000]:
                 stack.feed.on_frame(frame)
                 await link.settle()
             await link.stop()
+        # The canary's component is gone: production answers for its instrument again.
+        before_stop.extend([len(published), len(reference.rows[ETH])])
+        for frame in frames[6_000:]:
+            stack.feed.on_frame(frame)
 
     asyncio.run(main())
     engine.stop()
@@ -150,6 +158,11 @@ def test_a_component_canary_is_compared_with_the_in_process_production(tmp_path:
     registry.close()
     stack.close()
 
+    after = published[before_stop[0] :]
+    assert {p.version for p in after} == {"1"} and any(p.symbol == "ETHUSDT" for p in after)
+    assert models.down == {"2": "production answers for its instruments"}
+    assert models.stats.fallbacks == 1
+    published[before_stop[0] :] = []
     eth = [p for p in published if p.symbol == "ETHUSDT"]
     btc = [p for p in published if p.symbol == "BTCUSDT"]
     assert {p.version for p in eth} == {"2"} and {p.version for p in btc} == {"1"}
@@ -157,7 +170,7 @@ def test_a_component_canary_is_compared_with_the_in_process_production(tmp_path:
         rows = reference.window(ETH, prediction.event, WINDOW)
         assert np.allclose(prediction.probabilities, reference_probabilities(2, rows), atol=1e-6)
     canary = registry.get("direction", "2").metrics
-    compared, agreed = recomputed_agreement(reference, ETH)
+    compared, agreed = recomputed_agreement(reference, ETH, before_stop[1])
     assert (canary.compared, canary.agreed) == (compared, agreed)
     assert 0 < agreed < compared
     # It answered BTCUSDT too (it subscribes to both); those answers are neither acted on

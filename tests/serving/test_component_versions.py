@@ -4,14 +4,19 @@ and the ``[serving]`` tables that declare them."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from trading_stack import TradingStack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components"))
+from component_harness import link_to, served_in_thread
 
 from kernel.journal import Journal
 from kernel.service.builder import build
-from kernel.service.config import ConfigError, load_config
+from kernel.service.config import ComponentSpec, ConfigError, load_config
 from kernel.serving import ModelRegistry, RegistryError, Stage
 from kernel.serving.config import ComponentVersionConfig, parse_serving_config
 from kernel.serving.registry import Components
@@ -178,3 +183,33 @@ def test_the_serving_table_declares_component_versions_and_refuses_bad_ones(
     )
     with pytest.raises(ConfigError, match=r"no component 'direction_v2' in \[\[components\]\]"):
         build(load_config(kernel), progress=False)
+
+
+class Watcher:
+    """A real component of kind detector, which answers nothing."""
+
+    kind = "detector"
+
+
+def test_a_component_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    write_book_version(root, "direction", "1")
+    stack = TradingStack(tmp_path / "journal.tkj")
+    links: dict[str, object] = {}
+
+    async def main() -> None:
+        registry = ModelRegistry(root, stack.journal, components=Components(NAMES, lambda: links))
+        await registry.load("direction", "1")
+        with served_in_thread(Watcher()) as (address, _):
+            link = link_to(stack, ComponentSpec(name="direction_v2", endpoint=address))
+            links["direction_v2"] = link
+            link.start()
+            await link.wait_up(10)
+            with pytest.raises(RegistryError, match="'direction_v2' is a detector, not a model"):
+                await registry.load("direction", "2", "component:direction_v2")
+            await link.stop()
+        assert [s.version for s in registry.versions("direction")] == ["1"]
+        registry.close()
+
+    asyncio.run(main())
+    stack.close()
