@@ -61,7 +61,9 @@ BookLookup = Callable[[str, str], BookView | None]
 class RemoteAnswers(Protocol):
     """The out-of-process side of a model (:class:`kernel.serving.remote.ComponentModels`)."""
 
-    def event(self, venue: str, symbol: str, ts_recv: int, number: int) -> None: ...
+    def event(
+        self, venue: str, symbol: str, ts_recv: int, number: int, answering: VersionState | None
+    ) -> None: ...
 
     def answering(self, route: Route, instrument: str) -> VersionState | None: ...
 
@@ -280,10 +282,10 @@ class ServingEngine:
         stats.events += 1
         entry.events += 1
         remote = self.remote
-        if remote is not None:
-            remote.event(update.venue, update.symbol, update.ts_recv, entry.events)
         route = self.registry.route(self.model)
         answering = self._answering(route, entry.label)
+        if remote is not None:
+            remote.event(update.venue, update.symbol, update.ts_recv, entry.events, answering)
         # Every in-process version that may answer keeps its window full, the stand-in
         # of a component too, so it takes over at the next event.
         stand_in = self.registry.stand_in(self.model) if remote is not None else None

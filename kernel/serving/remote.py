@@ -181,7 +181,7 @@ class ComponentModels:
         self._handlers: dict[str, Any] = {}
         self._partial: dict[tuple[str, str, str, int], _Answer] = {}
         self._unpaired: dict[tuple[str, str], OrderedDict[_Key, int]] = {}
-        self._events: OrderedDict[_Key, tuple[int, int]] = OrderedDict()
+        self._events: OrderedDict[_Key, tuple[int, int, VersionState | None]] = OrderedDict()
         self._route_seen: Route | None = None
         self._remote = False
         self._warned: set[str] = set()
@@ -214,12 +214,14 @@ class ComponentModels:
 
     # -- what the engine asks ------------------------------------------------
 
-    def event(self, venue: str, symbol: str, ts_recv: int, number: int) -> None:
-        """Remember a book event's number and arrival, for the answers components send later."""
+    def event(
+        self, venue: str, symbol: str, ts_recv: int, number: int, answering: VersionState | None
+    ) -> None:
+        """Remember a book event: its number, arrival, and who answers it (decided once, here)."""
         if not self._remote:
             return
         events = self._events
-        events[(venue, symbol, ts_recv)] = (number, time.perf_counter_ns())
+        events[(venue, symbol, ts_recv)] = (number, time.perf_counter_ns(), answering)
         if len(events) > MAX_EVENTS:
             events.popitem(last=False)
 
@@ -241,19 +243,19 @@ class ComponentModels:
         return self.registry.stand_in(self.model)
 
     def _up(self, state: VersionState, instead: str) -> bool:
+        """Return whether the version's component answers; note when it stops.
+
+        A component back up answers again from the event after its first
+        answer (a restarted one must fill its windows first); until then the
+        version standing in keeps answering.
+        """
         component = state.component
         assert component is not None
         up = component.up()
         version = state.version
-        if up and version in self.down:
-            del self.down[version]
-            log.warning(
-                "model %s: component version %s (%s) is up and answers again",
-                self.model,
-                version,
-                component.component,
-            )
-        elif not up and version not in self.down:
+        if version in self.down:
+            return False
+        if not up:
             if instead == "production":
                 answers = "production answers for its instruments"
             else:
@@ -274,6 +276,17 @@ class ComponentModels:
                 answers,
             )
         return up
+
+    def _recovered(self, state: VersionState) -> None:
+        component = state.component
+        if state.version in self.down and component is not None and component.up():
+            del self.down[state.version]
+            log.warning(
+                "model %s: component version %s (%s) is up and answers again",
+                self.model,
+                state.version,
+                component.component,
+            )
 
     def answered(
         self, state: VersionState, venue: str, symbol: str, ts_recv: int, predicted: int
@@ -312,14 +325,19 @@ class ComponentModels:
         metrics = state.metrics
         metrics.by_class[predicted] += 1
         event_key = (message.venue, message.symbol, message.ts_event)
-        number, arrived = self._events.get(event_key, (0, 0))
-        if arrived:
-            metrics.latency.observe(time.perf_counter_ns() - arrived)
         route = self.registry.route(self.model)
+        instrument = f"{message.venue}.{message.symbol}"
+        seen = self._events.get(event_key)
+        if seen is None:  # an event the engine did not see (or forgot): decide now
+            number, answering = 0, self.answering(route, instrument)
+        else:
+            number, arrived, answering = seen
+            metrics.latency.observe(time.perf_counter_ns() - arrived)
+        self._recovered(state)
         if state.stage in (Stage.LOADED, Stage.RETIRED):
             stats.unrouted += 1
             return
-        if self.answering(route, f"{message.venue}.{message.symbol}") is state:
+        if answering is state:
             stats.published += 1
             metrics.published += 1
             self.bus.publish(

@@ -301,7 +301,10 @@ def feature_reference(version: int, values: list[float]) -> npt.NDArray[np.float
 
 
 def start_model_component(
-    tmp_path: Path, folder: Path, instruments: list[tuple[str, str]]
+    tmp_path: Path,
+    folder: Path,
+    instruments: list[tuple[str, str]],
+    address: str = "127.0.0.1:0",
 ) -> tuple[Any, str]:
     """Serve ``folder``'s version as a component in a new process; return it and its address."""
     import subprocess
@@ -316,6 +319,7 @@ def start_model_component(
 
         serve(
             ModelComponent({str(folder)!r}, {instruments!r}),
+            address={address!r},
             ready=lambda address: print("listening", address, flush=True),
         )
         """)
