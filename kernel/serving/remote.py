@@ -27,9 +27,12 @@ its link lost), :meth:`ComponentModels.answering` names who answers in its
 place from the next event: production for a canary's instruments, and for
 production the registry's :meth:`~kernel.serving.registry.ModelRegistry.stand_in`
 (the last in-process production version, which the engine scores), or
-nobody when the model's fallback is ``none``. Each switch is logged with the
-reason and counted. Events the component had received but not answered
-when it died are not answered.
+nobody when the model's fallback is ``none``. Who answers an event is
+decided once, when the engine sees it (:meth:`ComponentModels.event`); a
+component back up takes over after its first answer, so a restarted one
+fills its windows while the stand-in still answers. Each switch is logged
+with the reason and counted. Events the component had received but not
+answered when it died are not answered.
 """
 
 from __future__ import annotations
