@@ -1,8 +1,12 @@
 """An onnxruntime session for one model version, checked before it may serve.
 
 :func:`open_version` runs off the event loop (the registry calls it in a
-thread): it reads the files, checks the SHA-256, opens the session and
-validates it. Validation is what makes a swap safe:
+thread): it reads the files, checks the SHA-256, opens the session from the
+bytes it hashed and validates it. onnxruntime builds a session holding the
+interpreter lock (milliseconds), and an inference on the event loop that ends
+meanwhile waits for it; so the loading thread then pauses for nine times as
+long as the build took, and loads back to back hold the lock building
+sessions at most a tenth of the time. Validation is what makes a swap safe:
 
 1. **schema**: one input, named as the metadata says, float32, with the
    shape after the batch axis that the feature spec implies; the probability
@@ -37,6 +41,9 @@ __all__ = ["OnnxVersion", "VersionFiles", "VersionRejected", "open_version"]
 PROBABILITY_TOLERANCE: Final = 1e-3
 """How far a row of probabilities may sum from 1."""
 
+SESSION_BUILD_SHARE: Final = 0.1
+"""The most of a loading thread's time that building onnxruntime sessions may take."""
+
 
 class VersionRejected(Exception):
     """A version refused at load; ``invalid`` when it contradicts its metadata."""
@@ -52,14 +59,6 @@ class VersionFiles:
 
     model: Path
     metadata: Path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -98,7 +97,12 @@ def open_version(
         raise VersionRejected(f"{files.metadata}: cannot read it: {error}") from None
     if not isinstance(metadata, dict):
         raise VersionRejected(f"{files.metadata}: expected a JSON object")
-    actual = _sha256(files.model)
+    try:
+        # The session is built from these very bytes: what was hashed is what serves.
+        model_bytes = files.model.read_bytes()
+    except OSError as error:
+        raise VersionRejected(f"{files.model}: cannot read it: {error}") from None
+    actual = hashlib.sha256(model_bytes).hexdigest()
     recorded = metadata.get("model_sha256")
     if recorded is not None and recorded != actual:
         raise VersionRejected(
@@ -113,24 +117,33 @@ def open_version(
         spec = ModelSpec.from_metadata(metadata)
     except SpecError as error:
         raise VersionRejected(str(error), invalid=True) from None
-    session = _session(files.model, threads)
+    session = _session(files.model, model_bytes, threads)
     loaded = OnnxVersion(name, version, str(files.model), actual, spec, metadata, session, threads)
     _check_schema(loaded)
     _warm_up(loaded)
     return loaded
 
 
-def _session(path: Path, threads: int) -> Any:
+def _session(path: Path, model_bytes: bytes, threads: int) -> Any:
     # Imported here: commands that never serve do not pay for loading onnxruntime.
     import onnxruntime  # type: ignore[import-untyped]  # noqa: PLC0415
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    started = time.perf_counter()
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            model_bytes, options, providers=["CPUExecutionProvider"]
+        )
     except Exception as error:  # onnxruntime raises its own untyped errors
         raise VersionRejected(f"{path}: onnxruntime cannot load it: {error}") from None
+    # onnxruntime holds the interpreter lock while it parses and optimises the graph,
+    # so an inference finishing meanwhile waits for it. Pausing after each build spaces
+    # back-to-back loads out: they stall inferences that much less often.
+    held = time.perf_counter() - started
+    time.sleep(held * (1 - SESSION_BUILD_SHARE) / SESSION_BUILD_SHARE)
+    return session
 
 
 def _check_schema(loaded: OnnxVersion) -> None:
