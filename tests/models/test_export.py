@@ -71,6 +71,8 @@ def test_the_graph_computes_no_shapes_and_starts_the_lstm_from_zeros(tmp_path: P
     operators = Counter(node.op_type for node in graph.node)
     assert operators["LSTM"] == 1
     assert not {"If", "Shape", "ConstantOfShape", "Cast", "Constant"} & set(operators)
+    assert not {"ReduceSum", "Gather"} & set(operators)  # each a Squeeze of a length-1 axis
+    assert operators["Squeeze"] == 2
     constants = {tensor.name for tensor in graph.initializer}
     for pad in (node for node in graph.node if node.op_type == "Pad"):
         assert pad.input[1] in constants  # the pads, folded from the exporter's shape chain

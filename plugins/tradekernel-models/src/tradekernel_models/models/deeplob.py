@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -157,9 +158,10 @@ def export_onnx(
     output; ONNX's LSTM starts from zeros when the initial states are absent
     and skips an output that is not named. Both are removed here, and what
     the exporter computes from constants alone (the pads of every padding, as
-    a chain of shape operators) is replaced by its value. None of it changes
-    an answer, and the graph stays portable: nothing in it depends on the
-    machine that exports or serves it.
+    a chain of shape operators) is replaced by its value; a sum over or a pick
+    from an axis of length 1 becomes the Squeeze it amounts to. None of it
+    changes an answer, and the graph stays portable: nothing in it depends on
+    the machine that exports or serves it.
     """
     import onnx  # noqa: PLC0415 - the train extra's, only needed to export
 
@@ -182,6 +184,7 @@ def export_onnx(
     model = onnx.load(str(path))
     _lean_lstm(model.graph)
     _fold_constants(model)
+    _plain_squeezes(model)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
 
@@ -239,3 +242,42 @@ def _fold_constants(model: onnx.ModelProto) -> None:
     graph.initializer.extend(
         numpy_helper.from_array(value, name) for name, value in known.items() if name in used
     )
+
+
+def _plain_squeezes(model: onnx.ModelProto) -> None:
+    """Turn ReduceSum over, or Gather of index 0 from, axes of static length 1 into Squeeze."""
+    from onnx import numpy_helper, shape_inference  # noqa: PLC0415
+
+    graph = model.graph
+    inferred = shape_inference.infer_shapes(model, strict_mode=True).graph
+    lengths = {
+        info.name: [dim.dim_value if dim.HasField("dim_value") else 0 for dim in shape.dim]
+        for info in inferred.value_info
+        for shape in [info.type.tensor_type.shape]
+    }
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    for node in graph.node:
+        attributes = {attribute.name: attribute for attribute in node.attribute}
+        shape = lengths.get(node.input[0])
+        if shape is None or len(node.input) != 2 or node.input[1] not in constants:
+            continue
+        picked = constants[node.input[1]]
+        if node.op_type == "ReduceSum" and attributes.get("keepdims") is not None:
+            axes = [int(axis) % len(shape) for axis in picked.reshape(-1)]
+            if attributes["keepdims"].i != 0 or not axes:
+                continue
+        elif node.op_type == "Gather" and picked.ndim == 0 and int(picked) == 0:
+            axes = [attributes["axis"].i % len(shape) if "axis" in attributes else 0]
+        else:
+            continue
+        if any(shape[axis] != 1 for axis in axes):
+            continue
+        name = f"{node.name}/squeezed_axes"
+        graph.initializer.append(numpy_helper.from_array(np.asarray(axes, dtype=np.int64), name))
+        node.op_type = "Squeeze"
+        node.input[1] = name
+        del node.attribute[:]
+    used = {name for node in graph.node for name in node.input}
+    initializers = [tensor for tensor in graph.initializer if tensor.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
