@@ -221,7 +221,8 @@ def test_a_component_version_is_shadowed_promoted_rolled_back_restored_and_falls
             shadow = listed["2"].metrics
             assert 0 < shadow.agreed < shadow.compared
             assert shadow.latency_p50_ns > 0 and shadow.errors == 0
-            assert shadow.published == 0 and listed["1"].metrics.published > 30
+            # Production acted on every event the shadow was compared on.
+            assert shadow.published == 0 and listed["1"].metrics.published >= shadow.compared
 
             promoted = first.client.promote_model("direction", "2")
             assert promoted.stage == "production" and promoted.component.up
