@@ -16,9 +16,13 @@ batch 1 within 100 µs.
 Also measured: the batching gain (cost per input when several instruments
 are due in the same tick and go to onnxruntime in one call), latency while
 versions load back to back in a worker thread as the registry loads them,
-and the hot swap: how long loading and validating a version takes off the
+the hot swap: how long loading and validating a version takes off the
 loop, and how long ``promote`` takes, after which every new inference uses
-the new version. Without torch nothing is measured, and the output says so.
+the new version; and the issue's reliability scenario as a measurement: the
+recorded Binance books replayed at full speed through the verifying feed and
+the serving engine while versions are swapped 20 times, every inference
+timed by the engine itself, against the same replay without swaps. Without
+torch nothing is measured, and the output says so.
 """
 
 from __future__ import annotations
@@ -38,8 +42,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.common import Context, fmt_ns, have, median, note, percentile, table
-from kernel.serving import ModelRegistry, OnnxVersion, VersionFiles, open_version
+from bench.common import Context, fmt_ns, have, median, note, percentile, read_frames, table
+from kernel.adapters.base import RawFrame
+from kernel.adapters.registry import create_feed
+from kernel.bus import Bus
+from kernel.metrics import LatencyHistogram
+from kernel.recording import merge_frames
+from kernel.serving import ModelRegistry, OnnxVersion, ServingEngine, VersionFiles, open_version
 from kernel.serving.registry import LoadingWindow, background_priority
 from kernel.serving.spec import book_column_names
 
@@ -50,6 +59,8 @@ GOAL_P99_NS = 100_000
 CLASSES = ("down", "stationary", "up")
 INPUTS = 256
 BATCHES = (1, 4, 16, 64)
+REPLAY_SWAPS = 20
+REPLAY_ANSWERS_PER_VERSION = 50
 
 
 @dataclass(frozen=True)
@@ -289,6 +300,29 @@ def _measure(ctx: Context, size: Size) -> dict[str, Any]:
             f"({swaps['loads']} loads during the median run)"
         )
 
+        figures["swaps_during_replay"] = _swaps_during_replay(ctx, root)
+        replay = figures["swaps_during_replay"]
+        table(
+            f"{size.name}: the engine's inferences while Binance books replay at full speed, "
+            f"{REPLAY_SWAPS} swaps against none",
+            ["", "inferences", "p50", "p99", "p99.9"],
+            [
+                [
+                    label,
+                    f"{run['calls']:,}",
+                    fmt_ns(run["p50_ns"]),
+                    fmt_ns(run["p99_ns"]),
+                    fmt_ns(run["p999_ns"]),
+                ]
+                for label, run in (("no swaps", replay["steady"]), ("20 swaps", replay["swapping"]))
+            ],
+        )
+        print(
+            f"  p99 with swaps / without: {replay['p99_ratio']:.2f}x; every run: "
+            f"{replay['frames']:,} frames replayed {replay['passes']} time(s), "
+            f"no event unanswered, no inference failed"
+        )
+
         promotions = []
         for turn in range(200):
             version = "2" if turn % 2 == 0 else "1"
@@ -376,4 +410,117 @@ def _during_swaps(
         "loading_and_promoting": swapping,
         "p99_ratio": swapping["p99_ns"] / steady["p99_ns"],
         "loads": loads_in_median,
+    }
+
+
+class _Recorded(LatencyHistogram):
+    """The engine's latency histogram, keeping every duration for exact percentiles."""
+
+    __slots__ = ("durations",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.durations: list[int] = []
+
+    def observe(self, duration_ns: int) -> None:
+        super().observe(duration_ns)
+        self.durations.append(duration_ns)
+
+
+def _replay_frames(ctx: Context) -> list[RawFrame]:
+    """The Binance spot books of the benchmark's data (BTCUSDT and ETHUSDT), by receive time."""
+    streams = [read_frames(paths, ctx.line_limit) for paths in ctx.data.spot.values()]
+    return list(merge_frames(*streams))
+
+
+def _swaps_during_replay(ctx: Context, root: Path) -> dict[str, Any]:
+    """Replay real books through the feed and the engine at full speed, with and without swaps.
+
+    Versions 3 to 22 are copies of version 1's files, so each swap loads and
+    validates a version as ``tradekernel models load`` would. The swapping run
+    loads the next version in the registry's worker thread once the version in
+    production has answered ``REPLAY_ANSWERS_PER_VERSION`` times and promotes
+    it when the load is done, while the replay goes on; the steady run is the
+    same replay without loads. The recording is replayed again (a fresh feed
+    and engine, the same registry) until the twentieth swap is done, and the
+    steady run replays it as many times. The engine scores one input per call
+    (``batching=False``) and times each call itself; its histogram is swapped
+    for one that keeps every duration.
+    """
+    import shutil
+
+    frames = _replay_frames(ctx)
+    source = root / "deeplob" / "1"
+    for version in range(3, 3 + REPLAY_SWAPS):
+        shutil.copytree(source, root / "deeplob" / str(version))
+
+    async def one_run(swaps: int, passes: int) -> tuple[list[int], int]:
+        registry = ModelRegistry(root)
+        await registry.load("deeplob", "1")
+        registry.promote("deeplob", "1")
+        durations: list[int] = []
+        recorders: dict[str, _Recorded] = {}
+
+        def recorder(version: str) -> None:
+            state = registry.get("deeplob", version)
+            recorders[version] = state.metrics.latency = _Recorded()
+
+        recorder("1")
+        answered = [0]
+        done = asyncio.Event()
+
+        async def swap() -> None:
+            for number in range(swaps):
+                target = answered[0] + REPLAY_ANSWERS_PER_VERSION
+                while answered[0] < target:
+                    await asyncio.sleep(0)
+                version = str(3 + number)
+                await registry.load("deeplob", version)
+                recorder(version)
+                registry.promote("deeplob", version)
+            done.set()
+
+        swapper = asyncio.create_task(swap()) if swaps else None
+        replayed = 0
+        gc.collect()
+        gc.disable()  # as in the other timed runs: no collection lands in the figures
+        try:
+            while replayed < passes or (swapper is not None and not done.is_set()):
+                bus = Bus()
+                feed = create_feed("binance", bus)
+                engine = ServingEngine(bus, registry, "deeplob", batching=False)
+                engine.start()
+                before = answered[0]
+                for frame in frames:
+                    feed.on_frame(frame)
+                    answered[0] = before + engine.stats.scored
+                    await asyncio.sleep(0)  # the loop runs: loads finish, swaps happen
+                engine.stop()
+                stats = engine.stats
+                if stats.failed or stats.unserved or stats.events != stats.scored + stats.warming:
+                    raise AssertionError(f"the engine lost or failed inferences: {stats}")
+                replayed += 1
+        finally:
+            gc.enable()
+        if swapper is not None:
+            await swapper
+        registry.close()
+        for version in sorted(recorders, key=int):
+            durations += recorders[version].durations
+        return durations, replayed
+
+    swapping_runs, steady_runs = [], []
+    passes = 1
+    for _ in range(ctx.runs):
+        durations, passes = asyncio.run(one_run(REPLAY_SWAPS, 1))
+        swapping_runs.append(durations)
+        steady_runs.append(asyncio.run(one_run(0, passes))[0])
+    steady, swapping = _median_run(steady_runs), _median_run(swapping_runs)
+    return {
+        "steady": steady,
+        "swapping": swapping,
+        "p99_ratio": swapping["p99_ns"] / steady["p99_ns"],
+        "frames": len(frames),
+        "passes": passes,
+        "swaps": REPLAY_SWAPS,
     }
