@@ -14,14 +14,9 @@ over to version 1, and ListModels, GetStatus and the log say so.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import textwrap
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,18 +24,11 @@ from typing import Any
 import pytest
 
 from kernel.journal import Journal
+from serving.running import RunningKernel
 from serving.support import BUNDLED_FILES, start_model_component, write_book_version
-from tradekernel_sdk.client import (
-    AlreadyExists,
-    ApiError,
-    FailedPrecondition,
-    KernelClient,
-    ModelView,
-    NotFound,
-)
+from tradekernel_sdk.client import AlreadyExists, ApiError, FailedPrecondition, NotFound
 
 TOKEN = "rollout-admin-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def kernel_config(tmp_path: Path, component_address: str) -> Path:
@@ -98,74 +86,6 @@ def kernel_config(tmp_path: Path, component_address: str) -> Path:
     return config
 
 
-class Kernel:
-    """``tradekernel run`` in a subprocess, its log read as it goes, until SIGTERM."""
-
-    def __init__(self, config: Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "TRADEKERNEL_API_TOKENS": f"{TOKEN}=read+admin",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "run", "--config", str(config), "--no-progress"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.log: list[str] = []
-        self._port = threading.Event()
-        self.port = 0
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        assert self._port.wait(60), "".join(self.log)
-        self.address = f"127.0.0.1:{self.port}"
-        self.client = KernelClient(self.address, TOKEN)
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:  # drained as it comes, so the kernel never blocks
-            self.log.append(line)
-            found = re.search(r"API serving on 127\.0\.0\.1:(\d+)", line)
-            if found and not self.port:
-                self.port = int(found.group(1))
-                self._port.set()
-
-    def models(self) -> dict[str, ModelView]:
-        return {model.version: model for model in self.client.models("direction")}
-
-    def stages(self) -> dict[str, str]:
-        return {version: model.stage for version, model in self.models().items()}
-
-    def until(self, what: str, check: Callable[[dict[str, ModelView]], bool]) -> None:
-        """Wait for the listing to satisfy ``check`` (the replay runs in real time)."""
-        deadline = time.monotonic() + 60
-        while not check(self.models()):
-            assert time.monotonic() < deadline, f"{what}: {self.models()}"
-            time.sleep(0.2)
-
-    def cli(self, *argv: str) -> tuple[int, str, str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "kernel", *argv, "--address", self.address],
-            check=False,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TRADEKERNEL_API_TOKEN": TOKEN},
-            cwd=ROOT,
-            timeout=60,
-        )
-        return done.returncode, done.stdout, done.stderr
-
-    def stop(self) -> str:
-        self.client.close()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
-        self._reader.join(10)
-        assert self.process.returncode == 0, "".join(self.log[-40:])
-        return "".join(self.log)
-
-
 def refused(call: Callable[[], Any], kind: type[ApiError]) -> str:
     with pytest.raises(kind) as raised:
         call()
@@ -188,7 +108,7 @@ def test_a_component_version_is_shadowed_promoted_rolled_back_restored_and_falls
     )
     config = kernel_config(tmp_path, address)
     try:
-        first = Kernel(config)
+        first = RunningKernel(config, TOKEN, model="direction")
         try:
             first.until("the component version is loaded and up", lambda m: m["2"].component.up)
             listed = first.models()
@@ -249,7 +169,7 @@ def test_a_component_version_is_shadowed_promoted_rolled_back_restored_and_falls
             ("model_shadow", ["direction", "2"]),
         ]
 
-        second = Kernel(config)
+        second = RunningKernel(config, TOKEN, model="direction")
         try:
             assert second.stages() == {"1": "production", "2": "shadow"}  # from the journal
             second.until("the component is up again", lambda m: m["2"].component.up)

@@ -11,18 +11,12 @@ import asyncio
 import importlib.util
 import io
 import logging
-import os
-import re
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from kernel.adapters.registry import create_feed
@@ -36,13 +30,12 @@ from kernel.serving import ModelRegistry, ServingEngine
 from kernel.serving.config import RetrainSettings, parse_serving_config
 from kernel.serving.retrain import ModelRetrainer
 from models.retraining import BTC, TORCH_MISSING, train_tiny, write_recordings
+from serving.running import RunningKernel
 from tradekernel_sdk.predictions import Prediction
-from tradekernel_sdk.proto.tradekernel.v1 import models_pb2, models_pb2_grpc
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH_MISSING)
 
 TOKEN = "retrain-admin-token"
-METADATA = (("authorization", f"Bearer {TOKEN}"),)
 # Any shift alerts: PSI above 0 on every streaming column, never KS (at most 1).
 EAGER_DRIFT = DriftConfig(
     window=300, evaluate_every=100, min_values=50, psi_threshold=0.0, ks_threshold=1.0
@@ -259,49 +252,6 @@ def test_the_retrain_table_is_checked_field_by_field(tmp_path: Path) -> None:
 # tradekernel run
 
 
-class Kernel:
-    """``tradekernel run`` in a subprocess, until SIGTERM."""
-
-    def __init__(self, config: Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "TRADEKERNEL_API_TOKENS": f"{TOKEN}=read+admin",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "run", "--config", str(config), "--no-progress"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.log: list[str] = []
-        assert self.process.stderr is not None
-        self.port = 0
-        deadline = time.monotonic() + 60
-        while not self.port and time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            self.log.append(line)
-            found = re.search(r"API serving on 127\.0\.0\.1:(\d+)", line)
-            self.port = int(found.group(1)) if found else 0
-        assert self.port, "".join(self.log)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.models = models_pb2_grpc.ModelServiceStub(self.channel)
-
-    def stages(self) -> dict[str, int]:
-        listed = self.models.ListModels(
-            models_pb2.ListModelsRequest(name="tiny"), metadata=METADATA, timeout=10
-        )
-        return {model.version: model.stage for model in listed.models}
-
-    def stop(self) -> str:
-        self.channel.close()
-        self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=120)
-        assert self.process.returncode == 0, stderr
-        return "".join(self.log) + stderr
-
-
 def kernel_config(tmp_path: Path, root: Path, retrain: str = "") -> Path:
     config = tmp_path / "kernel.toml"
     config.write_text(
@@ -348,7 +298,7 @@ def kernel_config(tmp_path: Path, root: Path, retrain: str = "") -> Path:
     return config
 
 
-PRODUCTION, SHADOW = models_pb2.MODEL_STAGE_PRODUCTION, models_pb2.MODEL_STAGE_SHADOW
+PRODUCTION, SHADOW = "production", "shadow"
 
 
 def test_models_retrain_with_api_puts_the_new_version_in_shadow_and_a_restart_keeps_it(
@@ -357,7 +307,7 @@ def test_models_retrain_with_api_puts_the_new_version_in_shadow_and_a_restart_ke
     root = fresh_repository(trained, tmp_path)
     config = kernel_config(tmp_path, root)
     monkeypatch.setenv("TRADEKERNEL_API_TOKEN", TOKEN)
-    first = Kernel(config)
+    first = RunningKernel(config, TOKEN, model="tiny")
     try:
         assert first.stages() == {"1": PRODUCTION}
         out, err = io.StringIO(), io.StringIO()
@@ -387,15 +337,15 @@ def test_models_retrain_with_api_puts_the_new_version_in_shadow_and_a_restart_ke
         ]
         assert first.stages() == {"1": PRODUCTION, "2": SHADOW}
     finally:
-        first.stop()
+        first.stop(timeout_s=120)
     kinds = [kind for kind, _ in model_records(tmp_path / "state" / "journal.tkj")]
     assert kinds == ["model_load", "model_promote", "model_load", "model_shadow"]
 
-    second = Kernel(config)
+    second = RunningKernel(config, TOKEN, model="tiny")
     try:
         assert second.stages() == {"1": PRODUCTION, "2": SHADOW}
     finally:
-        log = second.stop()
+        log = second.stop(timeout_s=120)
     assert "4 journaled changes restored" in log
 
 
@@ -410,14 +360,14 @@ def test_the_kernel_retrains_on_drift_into_shadow_and_production_keeps_serving(
         min_interval_s = 3600
         drift = {{ window = 300, evaluate_every = 100, min_values = 50, psi_threshold = 0.0, ks_threshold = 1.0 }}
         """)  # noqa: E501
-    kernel = Kernel(kernel_config(tmp_path, root, retrain))
+    kernel = RunningKernel(kernel_config(tmp_path, root, retrain), TOKEN, model="tiny")
     try:
         deadline = time.monotonic() + 180
         while kernel.stages().get("2") != SHADOW and time.monotonic() < deadline:
             time.sleep(0.5)
         assert kernel.stages() == {"1": PRODUCTION, "2": SHADOW}
     finally:
-        log = kernel.stop()
+        log = kernel.stop(timeout_s=120)
     assert "model tiny: retraining (" in log and "feature drift (model tiny)" in log
     assert "model tiny: retrained version 2 (as 1, on 2 file(s)" in log
     assert "is in shadow beside production 1" in log

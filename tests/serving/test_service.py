@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
-import grpc
-
 from kernel.journal import Journal
+from serving.running import RunningKernel
 from serving.support import BUNDLED_FILES, write_book_version
-from tradekernel_sdk.proto.tradekernel.v1 import models_pb2, models_pb2_grpc
 
 TOKEN = "serving-admin-token"
-METADATA = (("authorization", f"Bearer {TOKEN}"),)
 
 
 def kernel_config(tmp_path: Path) -> Path:
@@ -65,68 +56,18 @@ def kernel_config(tmp_path: Path) -> Path:
     return config
 
 
-class Kernel:
-    """``tradekernel run`` in a subprocess, until SIGTERM."""
-
-    def __init__(self, config: Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "TRADEKERNEL_API_TOKENS": f"{TOKEN}=read+admin",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kernel", "run", "--config", str(config), "--no-progress"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.log: list[str] = []
-        assert self.process.stderr is not None
-        port = 0
-        deadline = time.monotonic() + 60
-        while not port and time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            self.log.append(line)
-            found = re.search(r"API serving on 127\.0\.0\.1:(\d+)", line)
-            port = int(found.group(1)) if found else 0
-        assert port, "".join(self.log)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.models = models_pb2_grpc.ModelServiceStub(self.channel)
-
-    def stages(self) -> dict[str, int]:
-        listed = self.models.ListModels(
-            models_pb2.ListModelsRequest(name="direction"), metadata=METADATA, timeout=10
-        )
-        return {model.version: model.stage for model in listed.models}
-
-    def stop(self) -> str:
-        self.channel.close()
-        self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=60)
-        assert self.process.returncode == 0, stderr
-        return "".join(self.log) + stderr
-
-
 def test_the_kernel_serves_a_model_and_a_restart_restores_its_stages(tmp_path: Path) -> None:
     for version in ("1", "2", "3"):
         write_book_version(tmp_path / "models", "direction", version)
     config = kernel_config(tmp_path)
-    pb = models_pb2
 
-    first = Kernel(config)
+    first = RunningKernel(config, TOKEN, model="direction")
     try:
-        assert first.stages()["1"] == pb.MODEL_STAGE_PRODUCTION  # the configured version
+        assert first.stages()["1"] == "production"  # the configured version
         for version in ("2", "3"):
-            first.models.LoadModel(
-                pb.LoadModelRequest(name="direction", version=version), metadata=METADATA
-            )
-        first.models.PromoteModel(
-            pb.PromoteModelRequest(name="direction", version="2"), metadata=METADATA
-        )
-        first.models.ShadowModel(
-            pb.ShadowModelRequest(name="direction", version="3"), metadata=METADATA
-        )
+            first.client.load_model("direction", version)
+        first.client.promote_model("direction", "2")
+        first.client.shadow_model("direction", "3")
     finally:
         log = first.stop()
     assert "serving direction" in log
@@ -146,13 +87,9 @@ def test_the_kernel_serves_a_model_and_a_restart_restores_its_stages(tmp_path: P
     submits = [r for r in records if r.kind == "submit" and "model_btc" in repr(r.payload)]
     assert submits, "the model-signal strategy sent no order on the served predictions"
 
-    second = Kernel(config)
+    second = RunningKernel(config, TOKEN, model="direction")
     try:
-        assert second.stages() == {
-            "1": pb.MODEL_STAGE_RETIRED,
-            "2": pb.MODEL_STAGE_PRODUCTION,
-            "3": pb.MODEL_STAGE_SHADOW,
-        }
+        assert second.stages() == {"1": "retired", "2": "production", "3": "shadow"}
     finally:
         log = second.stop()
     assert "6 journaled changes restored" in log
