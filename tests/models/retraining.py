@@ -8,6 +8,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from kernel.recording import RecordingWriter, open_frames
+from models.tiny import tiny_config
 
 BUNDLED = Path(__file__).resolve().parents[2] / "kernel" / "data" / "binance_spot"
 BTC = BUNDLED / "btcusdt_20240808_head12000.gz"
@@ -18,38 +19,7 @@ TORCH_MISSING = (
     "pip install -e 'plugins/tradekernel-models[train]'"
 )
 
-# The tiny network the training tests use, so a training takes seconds.
-TINY_CONFIG = f"""
-name = "tiny"
-repository = "repository"
-
-[data]
-files = ["{BTC}"]
-venue = "binance"
-symbol = "BTCUSDT"
-
-[features]
-window = 20
-
-[label]
-horizon = 10
-threshold = 0.0
-
-[model]
-conv_channels = 4
-inception_channels = 4
-lstm_hidden = 8
-
-[splits]
-folds = 2
-
-[training]
-epochs = 2
-patience = 1
-batch_size = 64
-threads = 1
-progress = false
-"""
+TINY_CONFIG = tiny_config(files=(BTC,))
 
 
 def train_tiny(folder: Path) -> Path:

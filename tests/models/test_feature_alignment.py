@@ -35,6 +35,7 @@ from kernel.models.features import explicit_feature_set
 from kernel.models.metrics import classification_report
 from kernel.models.repository import ModelRepository
 from models.reference import BUNDLED_BTC
+from models.tiny import tiny_config
 from tradekernel_models.features import FEATURES, IMBALANCE_FEATURE_SET
 from tradekernel_sdk.features import FeatureSet, FeatureTable, compute_batch, reference_from_tables
 from tradekernel_sdk.types import BookDelta, BookSnapshot, MarketEvent, Trade
@@ -43,34 +44,9 @@ VENUE, SYMBOL = "binance", "BTCUSDT"
 WINDOW, HORIZON = 20, 10
 FEATURE_SET = explicit_feature_set(IMBALANCE_FEATURE_SET, FEATURES)
 
-TINY_CONFIG = f"""
-name = "aligned"
-repository = "repository"
-
-[data]
-files = ["{BUNDLED_BTC}"]
-venue = "{VENUE}"
-symbol = "{SYMBOL}"
-
-[features]
-window = {WINDOW}
-
-[label]
-horizon = {HORIZON}
-
-[model]
-conv_channels = 4
-inception_channels = 4
-lstm_hidden = 8
-
-[splits]
-folds = 2
-
-[training]
-epochs = 1
-threads = 1
-progress = false
-"""
+TINY_CONFIG = tiny_config(
+    "aligned", venue=VENUE, symbol=SYMBOL, window=WINDOW, horizon=HORIZON, epochs=1
+)
 
 
 def live_vectors_at_book_events(

@@ -26,41 +26,12 @@ from kernel.models.dataset import load_book_series, sample_indices, windows  # n
 from kernel.models.normalisation import Normalisation  # noqa: E402
 from kernel.models.repository import ModelRepository  # noqa: E402
 from models.reference import BUNDLED_BTC, reference_labels  # noqa: E402
+from models.tiny import tiny_config  # noqa: E402
 from tradekernel_sdk.features import FeatureReference  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-TINY_CONFIG = f"""
-name = "tiny"
-repository = "repository"
-
-[data]
-files = ["{BUNDLED_BTC}"]
-venue = "binance"
-symbol = "BTCUSDT"
-
-[features]
-window = 20
-
-[label]
-horizon = 10
-threshold = 0.0
-
-[model]
-conv_channels = 4
-inception_channels = 4
-lstm_hidden = 8
-
-[splits]
-folds = 2
-
-[training]
-epochs = 3
-patience = 2
-batch_size = 64
-threads = 1
-progress = false
-"""
+TINY_CONFIG = tiny_config(epochs=3, patience=2)
 
 
 def run_cli(*argv: str) -> tuple[int, str]:

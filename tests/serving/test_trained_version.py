@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.tiny import tiny_config
 from serving.support import BUNDLED_FILES
 
 torch = pytest.importorskip(
@@ -30,35 +31,7 @@ from kernel.serving import ModelRegistry, ServingEngine  # noqa: E402
 from tradekernel_sdk.predictions import Prediction  # noqa: E402
 
 BTC = BUNDLED_FILES[0]
-SMALL_NETWORK = f"""
-name = "small"
-repository = "repository"
-
-[data]
-files = ["{BTC}"]
-venue = "binance"
-symbol = "BTCUSDT"
-
-[features]
-window = 20
-
-[label]
-horizon = 10
-
-[model]
-conv_channels = 4
-inception_channels = 4
-lstm_hidden = 8
-
-[splits]
-folds = 2
-
-[training]
-epochs = 2
-patience = 1
-threads = 1
-progress = false
-"""
+SMALL_NETWORK = tiny_config("small", files=(BTC,))
 
 
 def test_a_trained_version_serves_the_answers_models_eval_computes(tmp_path: Path) -> None:
