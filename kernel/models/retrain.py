@@ -333,8 +333,13 @@ async def retrain_async(
     *,
     python: str = sys.executable,
     niceness: int = 0,
+    timeout_s: float = 0.0,
 ) -> RetrainResult:
-    """Do :func:`retrain` without blocking the event loop; cancelling kills the training."""
+    """Do :func:`retrain` without blocking the event loop; cancelling kills the training.
+
+    A training still running after ``timeout_s`` seconds (0: no limit) is
+    killed, and :class:`RetrainError` says so.
+    """
     job = await asyncio.to_thread(
         prepare, reference, files, repository, python=python, niceness=niceness
     )
@@ -347,11 +352,15 @@ async def retrain_async(
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            stdout, stderr = await process.communicate()
-        except BaseException:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s or None)
+        except BaseException as error:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await asyncio.shield(process.wait())
+            if isinstance(error, TimeoutError):
+                raise RetrainError(
+                    f"training did not finish within {timeout_s:g} s and was stopped"
+                ) from None
             raise
         seconds = time.monotonic() - started
         assert process.returncode is not None

@@ -221,6 +221,7 @@ class RetrainSettings:
         min_interval_s = 3600       # the least time between two starts
         every_s = 0                 # also on a timer (0: never)
         niceness = 10               # the training process's lower CPU priority
+        timeout_s = 7200            # kill a training that runs longer (0: no limit)
         drift = { psi_threshold = 0.25, ks_threshold = 0.2 }   # DriftConfig fields
     """
 
@@ -231,6 +232,8 @@ class RetrainSettings:
     min_interval_s: float = 3600.0
     every_s: float = 0.0
     niceness: int = 10
+    timeout_s: float = 7200.0
+    """A training still running after this many seconds is killed and counted as failed."""
     drift: DriftConfig = DriftConfig()  # noqa: RUF009 - frozen, so one shared default is safe
 
 
@@ -248,7 +251,7 @@ def parse_retrain_config(raw: Any, base: Path, prefix: str) -> RetrainSettings |
     if not isinstance(raw, Mapping):
         raise ValueError(f"{prefix}: expected a table")
     known = {"enabled", "recordings", "last", "on_drift", "min_interval_s", "every_s"}
-    _check(raw, prefix, known | {"niceness", "drift"})
+    _check(raw, prefix, known | {"niceness", "timeout_s", "drift"})
     recordings = _string(raw, "recordings", "", prefix)
     if not recordings:
         raise ValueError(f"{prefix}.recordings: required (the folder of recent recordings)")
@@ -268,6 +271,7 @@ def parse_retrain_config(raw: Any, base: Path, prefix: str) -> RetrainSettings |
         min_interval_s=_seconds(raw, "min_interval_s", 3600.0, prefix),
         every_s=_seconds(raw, "every_s", 0.0, prefix),
         niceness=niceness,
+        timeout_s=_seconds(raw, "timeout_s", 7200.0, prefix),
         drift=drift,
     )
     if settings.enabled and not settings.on_drift and not settings.every_s:

@@ -286,6 +286,7 @@ class ModelRetrainer:
                 self.repository,
                 python=self.python,
                 niceness=settings.niceness,
+                timeout_s=settings.timeout_s,
             )
             stored = result.version
             label = str(stored.version)

@@ -195,6 +195,46 @@ def test_a_failing_retraining_leaves_production_serving_counts_it_and_says_why(
     assert [s.value for s in families["tradekernel_model_retrain_shadowed"].samples] == [0.0]
 
 
+def training_processes() -> list[int]:
+    """The processes running a retraining's configuration (a ``tradekernel-retrain-*`` file)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # ended meanwhile
+            if b"tradekernel-retrain-" in command:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc (Linux)")
+def test_a_training_past_its_time_limit_is_stopped_and_production_keeps_serving(
+    trained: dict[str, Any], tmp_path: Path
+) -> None:
+    root = fresh_repository(trained, tmp_path)
+    settings = RetrainSettings(recordings=trained["recordings"], last=2, timeout_s=0.5)
+
+    async def run() -> ModelRetrainer:
+        registry = ModelRegistry(root)
+        await registry.load("tiny", "1")
+        registry.promote("tiny", "1")
+        retrainer = ModelRetrainer("tiny", settings, registry)
+        task = retrainer.request("request", "a training that takes seconds")
+        assert task is not None
+        await task
+        assert registry.route("tiny").production is registry.get("tiny", "1")
+        registry.close()
+        return retrainer
+
+    retrainer = asyncio.run(run())
+    assert "did not finish within 0.5 s and was stopped" in retrainer.last_error
+    assert (retrainer.failures, retrainer.shadowed) == (1, 0)
+    assert training_processes() == []  # killed, not left to store a version later
+    assert ModelRepository(root).versions("tiny") == [1]
+
+
 def test_the_timer_starts_retrainings_within_min_interval_s(
     trained: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -240,6 +280,7 @@ def test_the_retrain_table_is_checked_field_by_field(tmp_path: Path) -> None:
         ({}, r"retrain\.recordings: required"),
         ({"recordings": "r", "last": 0}, r"retrain\.last: an integer from 1"),
         ({"recordings": "r", "min_interval_s": -1}, r"retrain\.min_interval_s: seconds"),
+        ({"recordings": "r", "timeout_s": "1h"}, r"retrain\.timeout_s: seconds"),
         ({"recordings": "r", "on_drift": False}, "nothing would start it"),
         ({"recordings": "r", "drift": {"psi": 1}}, r"retrain\.drift: .*unknown field `psi`"),
         ({"recordings": "r", "every": 60}, r"retrain\.every: unknown field"),
