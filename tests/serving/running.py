@@ -20,10 +20,26 @@ from pathlib import Path
 
 from tradekernel_sdk.client import KernelClient, ModelView
 
-__all__ = ["RunningKernel"]
+__all__ = ["RunningKernel", "kernel_head"]
 
 ROOT = Path(__file__).resolve().parents[2]
 _SERVING = re.compile(r"API serving on 127\.0\.0\.1:(\d+)")
+
+
+def kernel_head(tmp_path: Path) -> str:
+    """The start of a test kernel's configuration: state under ``tmp_path``, the API on port 0."""
+    return f"""
+[kernel]
+exit_when_replay_done = false
+state_dir = "{tmp_path / "state"}"
+
+[metrics]
+enabled = false
+
+[api]
+enabled = true
+port = 0
+"""
 
 
 class RunningKernel:

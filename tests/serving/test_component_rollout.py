@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from kernel.journal import Journal
-from serving.running import RunningKernel
+from serving.running import RunningKernel, kernel_head
 from serving.support import BUNDLED_FILES, start_model_component, write_book_version
 from tradekernel_sdk.client import AlreadyExists, ApiError, FailedPrecondition, NotFound
 
@@ -34,18 +34,8 @@ TOKEN = "rollout-admin-token"
 def kernel_config(tmp_path: Path, component_address: str) -> Path:
     config = tmp_path / "kernel.toml"
     config.write_text(
-        textwrap.dedent(f"""
-        [kernel]
-        exit_when_replay_done = false
-        state_dir = "{tmp_path / "state"}"
-
-        [metrics]
-        enabled = false
-
-        [api]
-        enabled = true
-        port = 0
-
+        kernel_head(tmp_path)
+        + textwrap.dedent(f"""
         [[replay]]
         venue = "binance"
         files = ["{BUNDLED_FILES[0]}"]

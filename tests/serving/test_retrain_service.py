@@ -30,7 +30,7 @@ from kernel.serving import ModelRegistry, ServingEngine
 from kernel.serving.config import RetrainSettings, parse_serving_config
 from kernel.serving.retrain import ModelRetrainer
 from models.retraining import BTC, TORCH_MISSING, train_tiny, write_recordings
-from serving.running import RunningKernel
+from serving.running import RunningKernel, kernel_head
 from tradekernel_sdk.predictions import Prediction
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason=TORCH_MISSING)
@@ -296,18 +296,8 @@ def test_the_retrain_table_is_checked_field_by_field(tmp_path: Path) -> None:
 def kernel_config(tmp_path: Path, root: Path, retrain: str = "") -> Path:
     config = tmp_path / "kernel.toml"
     config.write_text(
-        textwrap.dedent(f"""
-        [kernel]
-        exit_when_replay_done = false
-        state_dir = "{tmp_path / "state"}"
-
-        [metrics]
-        enabled = false
-
-        [api]
-        enabled = true
-        port = 0
-
+        kernel_head(tmp_path)
+        + textwrap.dedent(f"""
         [[replay]]
         venue = "binance"
         files = ["{BTC}"]

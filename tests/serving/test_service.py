@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from kernel.journal import Journal
-from serving.running import RunningKernel
+from serving.running import RunningKernel, kernel_head
 from serving.support import BUNDLED_FILES, write_book_version
 
 TOKEN = "serving-admin-token"
@@ -15,18 +15,8 @@ TOKEN = "serving-admin-token"
 def kernel_config(tmp_path: Path) -> Path:
     config = tmp_path / "kernel.toml"
     config.write_text(
-        textwrap.dedent(f"""
-        [kernel]
-        exit_when_replay_done = false
-        state_dir = "{tmp_path / "state"}"
-
-        [metrics]
-        enabled = false
-
-        [api]
-        enabled = true
-        port = 0
-
+        kernel_head(tmp_path)
+        + textwrap.dedent(f"""
         [[replay]]
         venue = "binance"
         files = ["{BUNDLED_FILES[0]}"]
