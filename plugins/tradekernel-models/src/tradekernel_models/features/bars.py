@@ -83,32 +83,35 @@ class _Wilder:
 
 
 class _RollingMean:
-    """The mean of the last ``window`` floats, with a running sum.
+    """The mean of the last ``window`` floats, summed exactly.
 
-    Adding and subtracting floats lets rounding errors pile up, so the sum is
-    recomputed with :func:`math.fsum` once every ``window`` updates: the cost
-    stays O(1) amortised and the error bounded by one window's worth.
+    Every finite float is a whole number of units of 2^-1074, so each is kept
+    as that integer: adding one and removing it again never rounds, a window
+    of zeros sums to exactly 0, and the mean is the correctly rounded quotient
+    of two integers. A running float sum would leave a residue after a large
+    value leaves the window, and a square root of it (volatility) turns a
+    residue of 1e-19 into 1e-10, or a negative one into an error.
     """
+
+    _UNIT_BITS = 1074
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self.items: deque[float] = deque()
-        self.total = 0.0
-        self.since_refresh = 0
+        self.items: deque[int] = deque()
+        self.total = 0
+        self._divisor = window << self._UNIT_BITS
 
     def update(self, x: float) -> float | None:
+        numerator, denominator = x.as_integer_ratio()  # the denominator is a power of two
+        units = numerator << (self._UNIT_BITS + 1 - denominator.bit_length())
         items = self.items
-        items.append(x)
-        self.total += x
+        items.append(units)
+        self.total += units
         if len(items) > self.window:
             self.total -= items.popleft()
-        self.since_refresh += 1
-        if self.since_refresh >= self.window:
-            self.total = math.fsum(items)
-            self.since_refresh = 0
         if len(items) < self.window:
             return None
-        return self.total / self.window
+        return self.total / self._divisor
 
 
 class ExponentialMovingAverage(Feature):
