@@ -55,7 +55,6 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from kernel.asyncutil import wait_set
 from kernel.bus import Bus, topics
 from kernel.live.backoff import Backoff
 from kernel.live.binance_orders.rest import (
@@ -66,7 +65,14 @@ from kernel.live.binance_orders.rest import (
     VenueError,
 )
 from kernel.live.credentials import CredentialsError, VenueCredentials
-from kernel.live.tracked_orders import ClosingKind, TrackedOrder, closing_event
+from kernel.live.tracked_orders import (
+    ClosingKind,
+    TrackedOrder,
+    accepting_event,
+    closing_event,
+    filling_event,
+    keep_connected,
+)
 from kernel.logs import register_secret
 from tradekernel_sdk.fixedpoint import FixedPointError, from_fixed, to_fixed
 from tradekernel_sdk.orders import (
@@ -74,11 +80,9 @@ from tradekernel_sdk.orders import (
     CancelRejected,
     CancelRequest,
     Liquidity,
-    OrderAccepted,
     OrderCanceled,
     OrderEvent,
     OrderExpired,
-    OrderFilled,
     OrderRejected,
     OrderRequest,
     OrderSide,
@@ -632,19 +636,9 @@ class BinanceOrderEntry:
         self._close_as(tracked, status)
 
     def _accept(self, tracked: TrackedOrder, venue_order_id: str, ts_ns: int) -> None:
-        if tracked.accepted or tracked.closed:
-            return
-        tracked.accepted = True
-        tracked.venue_order_id = venue_order_id
-        self._publish(
-            OrderAccepted(
-                tracked.client_order_id,
-                venue_order_id,
-                self.venue_name,
-                tracked.symbol,
-                ts_ns or time.time_ns(),
-            )
-        )
+        event = accepting_event(tracked, venue_order_id, self.venue_name, ts_ns)
+        if event is not None:
+            self._publish(event)
 
     def _fill(
         self,
@@ -677,24 +671,16 @@ class BinanceOrderEntry:
             self._commissions_paid[commission_asset] = (
                 self._commissions_paid.get(commission_asset, 0) + paid
             )
-        tracked.trade_ids.add(trade_id)
-        tracked.filled += quantity
-        leaves = max(0, tracked.quantity - tracked.filled)
-        if leaves == 0:
-            tracked.closed = True
         self._publish(
-            OrderFilled(
-                tracked.client_order_id,
-                tracked.venue_order_id,
+            filling_event(
+                tracked,
                 self.venue_name,
-                tracked.symbol,
-                ts_ns or time.time_ns(),
-                trade_id,
-                price,
-                quantity,
-                leaves,
-                fee,
-                liquidity,
+                trade_id=trade_id,
+                price=price,
+                quantity=quantity,
+                fee=fee,
+                liquidity=liquidity,
+                ts_ns=ts_ns,
             )
         )
         return 1
@@ -727,24 +713,14 @@ class BinanceOrderEntry:
 
     async def _run(self) -> None:
         """Keep the stream connected: a listen key, the socket, keepalives, reconciliation."""
-        resync = asyncio.get_running_loop().create_task(self._resync_clock())
-        try:
-            while not self._stopping.is_set():
-                try:
-                    healthy = await self._stream_once()
-                except Exception:
-                    # The stream must outlive any one bad connection; say what broke.
-                    log.exception("binance user data stream failed")
-                    healthy = False
-                if healthy:
-                    self.backoff.reset()
-                if self._stopping.is_set():
-                    break
-                await wait_set(self._stopping, self.backoff.next_delay())
-        finally:
-            resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resync
+        await keep_connected(
+            self._stream_once,
+            self._resync_clock,
+            stopping=self._stopping,
+            backoff=self.backoff,
+            what="binance user data stream",
+            log=log,
+        )
 
     async def _stream_once(self) -> bool:
         try:

@@ -44,7 +44,6 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from kernel.asyncutil import wait_set
 from kernel.bus import Bus, topics
 from kernel.live.backoff import Backoff
 from kernel.live.credentials import CredentialsError, VenueCredentials
@@ -59,18 +58,23 @@ from kernel.live.okx_orders.rest import (
     OutcomeUnknownError,
     sign,
 )
-from kernel.live.tracked_orders import ClosingKind, TrackedOrder, closing_event
+from kernel.live.tracked_orders import (
+    ClosingKind,
+    TrackedOrder,
+    accepting_event,
+    closing_event,
+    filling_event,
+    keep_connected,
+)
 from tradekernel_sdk.fixedpoint import FixedPointError, from_fixed, to_fixed
 from tradekernel_sdk.orders import (
     FEE_PRECISION,
     CancelRejected,
     CancelRequest,
     Liquidity,
-    OrderAccepted,
     OrderCanceled,
     OrderEvent,
     OrderExpired,
-    OrderFilled,
     OrderRejected,
     OrderRequest,
     OrderSide,
@@ -555,19 +559,11 @@ class OkxOrderEntry:
         return applied
 
     def _accept(self, tracked: TrackedOrder, venue_order_id: str, ts_ns: int) -> None:
-        if tracked.accepted or tracked.closed or not venue_order_id:
+        if not venue_order_id:
             return
-        tracked.accepted = True
-        tracked.venue_order_id = venue_order_id
-        self._publish(
-            OrderAccepted(
-                tracked.client_order_id,
-                venue_order_id,
-                self.venue_name,
-                tracked.symbol,
-                ts_ns or time.time_ns(),
-            )
-        )
+        event = accepting_event(tracked, venue_order_id, self.venue_name, ts_ns)
+        if event is not None:
+            self._publish(event)
 
     def _fill(
         self,
@@ -595,24 +591,16 @@ class OkxOrderEntry:
                 fee_currency,
             )
             charged = 0
-        tracked.trade_ids.add(trade_id)
-        tracked.filled += quantity
-        leaves = max(0, tracked.quantity - tracked.filled)
-        if leaves == 0:
-            tracked.closed = True
         self._publish(
-            OrderFilled(
-                tracked.client_order_id,
-                tracked.venue_order_id,
+            filling_event(
+                tracked,
                 self.venue_name,
-                tracked.symbol,
-                ts_ns or time.time_ns(),
-                trade_id,
-                price,
-                quantity,
-                leaves,
-                charged,
-                Liquidity.MAKER if maker else Liquidity.TAKER,
+                trade_id=trade_id,
+                price=price,
+                quantity=quantity,
+                fee=charged,
+                liquidity=Liquidity.MAKER if maker else Liquidity.TAKER,
+                ts_ns=ts_ns,
             )
         )
         return 1
@@ -639,24 +627,14 @@ class OkxOrderEntry:
 
     async def _run(self) -> None:
         """Keep the private websocket logged in and subscribed; resync the clock now and then."""
-        resync = asyncio.get_running_loop().create_task(self._resync_clock())
-        try:
-            while not self._stopping.is_set():
-                try:
-                    healthy = await self._connect_once()
-                except Exception:
-                    # The stream must outlive any one bad connection; say what broke.
-                    log.exception("okx private websocket failed")
-                    healthy = False
-                if healthy:
-                    self.backoff.reset()
-                if self._stopping.is_set():
-                    break
-                await wait_set(self._stopping, self.backoff.next_delay())
-        finally:
-            resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resync
+        await keep_connected(
+            self._connect_once,
+            self._resync_clock,
+            stopping=self._stopping,
+            backoff=self.backoff,
+            what="okx private websocket",
+            log=log,
+        )
 
     def _login_message(self) -> str:
         keys = self.credentials.for_reading()
