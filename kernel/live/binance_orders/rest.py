@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +32,7 @@ import aiohttp
 import orjson
 
 from kernel.live.credentials import ApiKey, VenueCredentials
+from kernel.live.venue_clock import OutcomeUnknownError, VenueClock
 from kernel.live.weights import WeightLimiter
 
 __all__ = [
@@ -191,30 +192,6 @@ class VenueError(Exception):
     def rate_limited(self) -> bool:
         """Return whether this was a 429 (too many requests) or 418 (banned) answer."""
         return self.status in (418, 429)
-
-
-class OutcomeUnknownError(Exception):
-    """The request may or may not have taken effect (timeout, lost connection, 5xx)."""
-
-
-class VenueClock:
-    """The offset between the local clock and the venue's, measured over REST."""
-
-    def __init__(self, *, wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000):
-        self.offset_ms = 0
-        self.round_trip_ms = 0
-        self.measurements = 0
-        self._wall_ms = wall_ms
-
-    def now_ms(self) -> int:
-        """Return the venue's time as this process estimates it."""
-        return self._wall_ms() + self.offset_ms
-
-    def observe(self, sent_ms: int, server_ms: int, received_ms: int) -> None:
-        """Take one measurement: the server stamped its time halfway through the round trip."""
-        self.round_trip_ms = received_ms - sent_ms
-        self.offset_ms = server_ms - (sent_ms + received_ms) // 2
-        self.measurements += 1
 
 
 class BinanceRest:

@@ -37,6 +37,7 @@ import aiohttp
 import orjson
 
 from kernel.live.credentials import ApiKey
+from kernel.live.venue_clock import OutcomeUnknownError, VenueClock
 
 __all__ = [
     "CANCEL_PATH",
@@ -48,12 +49,12 @@ __all__ = [
     "REST_URL",
     "TIME_PATH",
     "EndpointLimit",
-    "OkxClock",
     "OkxRest",
     "OkxVenueError",
     "OutcomeUnknownError",
     "RateLimits",
     "SlidingWindow",
+    "VenueClock",
     "iso_timestamp",
     "rejection_reason",
     "sign",
@@ -159,30 +160,6 @@ class OkxVenueError(Exception):
         return self.code == RATE_LIMITED or self.status == 429
 
 
-class OutcomeUnknownError(Exception):
-    """The request may or may not have taken effect (timeout, lost connection, 5xx)."""
-
-
-class OkxClock:
-    """The offset between the local clock and the venue's, measured over REST."""
-
-    def __init__(self, *, wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000):
-        self.offset_ms = 0
-        self.round_trip_ms = 0
-        self.measurements = 0
-        self._wall_ms = wall_ms
-
-    def now_ms(self) -> int:
-        """Return the venue's time as this process estimates it."""
-        return self._wall_ms() + self.offset_ms
-
-    def observe(self, sent_ms: int, server_ms: int, received_ms: int) -> None:
-        """Take one measurement: the server stamped its time halfway through the round trip."""
-        self.round_trip_ms = received_ms - sent_ms
-        self.offset_ms = server_ms - (sent_ms + received_ms) // 2
-        self.measurements += 1
-
-
 class SlidingWindow:
     """At most ``requests`` in any ``interval_s``, whatever the window's alignment.
 
@@ -258,12 +235,12 @@ class OkxRest:
         rest_url: str | None = None,
         timeout_s: float = 10.0,
         max_retry_wait_s: float = 5.0,
-        clock: OkxClock | None = None,
+        clock: VenueClock | None = None,
         limits: RateLimits | None = None,
     ) -> None:
         self.base_url = (rest_url or REST_URL).rstrip("/")
         self.max_retry_wait_s = max_retry_wait_s
-        self.clock = clock if clock is not None else OkxClock()
+        self.clock = clock if clock is not None else VenueClock()
         self.limits = limits if limits is not None else RateLimits()
         self.rate_limited = 0
         self.timestamp_retries = 0
