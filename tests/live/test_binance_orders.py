@@ -18,7 +18,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 import aiohttp
 import pytest
 from aiohttp import web
+from order_stack import TradingStack, until
 
 from kernel.adapters.base import RawFrame
 from kernel.adapters.binance.feed import BinanceFeed
@@ -108,7 +109,7 @@ def fast_backoff(base_s: float = 0.05) -> Backoff:
     return Backoff(base_s=base_s, cap_s=base_s, rng=random.Random(0))
 
 
-class LiveKernel:
+class LiveKernel(TradingStack):
     """The kernel's trading path on a live connection: feed, risk, journal, orders, venue."""
 
     def __init__(
@@ -122,42 +123,22 @@ class LiveKernel:
         keepalive_s: float = 1800.0,
         lookup_delay_s: float = 0.05,
     ) -> None:
-        self.bus = Bus()
-        self.clock = MarketClock(self.bus)
-        self.feed = BinanceFeed(self.bus, "spot")
-        self.market_data = BinanceMarketData(
-            self.feed,
-            [SYMBOL],
-            ws_url=emulator.ws_url,
-            rest_url=emulator.http_url,
-            backoff=fast_backoff(),
-        )
-        market = MarketData(
-            books={"binance": self.feed.book},
-            states={"binance": self.feed.book_state},
-            instruments={"binance": self.feed.instrument},
-        )
-        self.context = TradingContext(market=market, venues=VenueMap({"binance": "binance"}))
-        self.risk = RiskEngine(RiskConfig(), self.context, clock=self.clock, bus=self.bus)
-        self.journal = Journal.open(journal_path, fsync="batch")
-        self.orders = OrderManager(
-            self.bus,
-            journal=self.journal,
-            risk=self.risk,
-            instruments=self.context.instrument,
-            clock=self.clock,
-            venues=("binance",),
-        )
-        self.context.attach(self.orders)
-        self.recovered = self.orders.recover(
-            (record.kind, record.payload)
-            for record in self.journal.records_since(0)
-            if record.kind in OrderManager.RECORD_KINDS
+        super().__init__("binance", SYMBOL, journal_path, usdt=USDT, quantity=QUANTITY)
+        feed = BinanceFeed(self.bus, "spot")
+        self.trade_on(
+            feed,
+            BinanceMarketData(
+                feed,
+                [SYMBOL],
+                ws_url=emulator.ws_url,
+                rest_url=emulator.http_url,
+                backoff=fast_backoff(),
+            ),
         )
         self.venue = BinanceOrderEntry(
             self.bus,
             credentials=keys.credentials,
-            instruments=self.feed.instrument,
+            instruments=feed.instrument,
             rest_url=emulator.http_url,
             ws_url=emulator.ws_url,
             response_type=response_type,
@@ -166,77 +147,7 @@ class LiveKernel:
             lookup_delay_s=lookup_delay_s,
             orders=self.orders,
         )
-        routed: OrderVenue = self.venue  # the order manager's venue protocol, checked by mypy
-        assert routed.venue_name == "binance"
-        self._market_task: asyncio.Task[None] | None = None
-        self._ids = 0
-
-    async def start(self) -> None:
-        self._market_task = asyncio.create_task(self.market_data.run())
-        await until(lambda: self.feed.book_state(SYMBOL) is BookState.VALID)
-        await self.venue.start()
-        await until(lambda: len(self.venue.reconciliations) >= 1)
-
-    async def stop(self) -> None:
-        await self.venue.stop()
-        self.market_data.stop()
-        if self._market_task is not None:
-            await asyncio.wait_for(self._market_task, 5)
-        self.orders.close()
-        self.journal.close()
-
-    def instrument(self) -> Instrument:
-        instrument = self.feed.instrument(SYMBOL)
-        assert instrument is not None
-        return instrument
-
-    def best(self, side: OrderSide) -> int:
-        book = self.feed.book(SYMBOL)
-        assert book is not None
-        price = book.best_ask_price() if side is OrderSide.BUY else book.best_bid_price()
-        assert price is not None
-        return price
-
-    def submit(
-        self,
-        side: OrderSide,
-        price: int | None,
-        quantity: int = QUANTITY,
-        *,
-        order_type: OrderType = OrderType.LIMIT,
-        client_order_id: str | None = None,
-    ) -> Order:
-        self._ids += 1
-        request = OrderRequest(
-            client_order_id or f"t{time.monotonic_ns()}-{self._ids}",
-            "binance",
-            SYMBOL,
-            side,
-            order_type,
-            quantity,
-            price,
-            TimeInForce.GTC,
-            self.clock(),
-        )
-        return self.orders.submit(request, strategy="test")
-
-    def marketable_buy(self) -> Order:
-        # A limit 50 USDT through the ask fills at the book's prices even if it moved a little.
-        return self.submit(OrderSide.BUY, self.best(OrderSide.BUY) + 50 * USDT)
-
-    def resting_buy(self, client_order_id: str | None = None) -> Order:
-        price = self.best(OrderSide.SELL) - 1000 * USDT
-        return self.submit(OrderSide.BUY, price, client_order_id=client_order_id)
-
-    def journal_kinds(self) -> list[str]:
-        self.journal.flush()
-        return [record.kind for record in self.journal.records_since(0)]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
+        self.route_to(self.venue)
 
 
 def run(coroutine: Any) -> None:

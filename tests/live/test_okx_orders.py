@@ -15,19 +15,19 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import websockets
+from order_stack import TradingStack, until
 
 from kernel.adapters.okx import OkxFeed, load_okx_instruments
 from kernel.bus import Bus, UnknownEndpointError, topics
 from kernel.emulator import Emulator
 from kernel.emulator.okx import OkxMarket
-from kernel.journal import Journal
 from kernel.live import Backoff
 from kernel.live.credentials import VenueCredentials, load_credentials
 from kernel.live.okx import OkxMarketData
@@ -41,21 +41,17 @@ from kernel.live.okx_orders import (
     sign,
     venue_client_id,
 )
-from kernel.orders import Order, OrderManager, OrderStatus
+from kernel.orders import Order, OrderStatus
 from kernel.orders.manager import OrderVenue
 from kernel.paper import PaperVenue
-from kernel.risk import RiskConfig, RiskEngine
-from kernel.trading import MarketData, TradingContext, VenueMap
-from kernel.trading.clock import MarketClock
 from tradekernel_sdk.fixedpoint import to_fixed
 from tradekernel_sdk.orders import (
     CancelRejected,
     OrderRequest,
     OrderSide,
     OrderType,
-    TimeInForce,
 )
-from tradekernel_sdk.types import BookState, Instrument
+from tradekernel_sdk.types import Instrument
 
 BUNDLED = Path(__file__).resolve().parents[2] / "kernel" / "data" / "okx_v5"
 INSTRUMENTS = BUNDLED / "OKX.0.gz"
@@ -125,7 +121,7 @@ def fast_backoff(base_s: float = 0.05) -> Backoff:
     return Backoff(base_s=base_s, cap_s=base_s, rng=random.Random(0))
 
 
-class LiveKernel:
+class LiveKernel(TradingStack):
     """The kernel's trading path on live OKX connections: feed, risk, journal, orders, venue."""
 
     def __init__(
@@ -138,36 +134,16 @@ class LiveKernel:
         lookup_delay_s: float = 0.05,
         ping_after_s: float = 25.0,
     ) -> None:
-        self.bus = Bus()
-        self.clock = MarketClock(self.bus)
-        self.feed = OkxFeed(self.bus, instruments=load_okx_instruments(INSTRUMENTS))
-        self.market_data = OkxMarketData(
-            self.feed,
-            [SYMBOL],
-            url=f"{emulator.ws_url}/ws/v5/public",
-            backoff=fast_backoff(),
-        )
-        market = MarketData(
-            books={"okx": self.feed.book},
-            states={"okx": self.feed.book_state},
-            instruments={"okx": self.feed.instrument},
-        )
-        self.context = TradingContext(market=market, venues=VenueMap({"okx": "okx"}))
-        self.risk = RiskEngine(RiskConfig(), self.context, clock=self.clock, bus=self.bus)
-        self.journal = Journal.open(journal_path, fsync="batch")
-        self.orders = OrderManager(
-            self.bus,
-            journal=self.journal,
-            risk=self.risk,
-            instruments=self.context.instrument,
-            clock=self.clock,
-            venues=("okx",),
-        )
-        self.context.attach(self.orders)
-        self.recovered = self.orders.recover(
-            (record.kind, record.payload)
-            for record in self.journal.records_since(0)
-            if record.kind in OrderManager.RECORD_KINDS
+        super().__init__("okx", SYMBOL, journal_path, usdt=USDT, quantity=QUANTITY)
+        feed = OkxFeed(self.bus, instruments=load_okx_instruments(INSTRUMENTS))
+        self.trade_on(
+            feed,
+            OkxMarketData(
+                feed,
+                [SYMBOL],
+                url=f"{emulator.ws_url}/ws/v5/public",
+                backoff=fast_backoff(),
+            ),
         )
         self.venue = OkxOrderEntry(
             self.bus,
@@ -180,64 +156,7 @@ class LiveKernel:
             ping_after_s=ping_after_s,
             orders=self.orders,
         )
-        routed: OrderVenue = self.venue  # the order manager's venue protocol, checked by mypy
-        assert routed.venue_name == "okx"
-        self._market_task: asyncio.Task[None] | None = None
-        self._ids = 0
-
-    async def start(self, *, reconciled: bool = True) -> None:
-        self._market_task = asyncio.create_task(self.market_data.run())
-        await until(lambda: self.feed.book_state(SYMBOL) is BookState.VALID)
-        await self.venue.start()
-        if reconciled:
-            await until(lambda: len(self.venue.reconciliations) >= 1)
-
-    async def stop(self) -> None:
-        await self.venue.stop()
-        self.market_data.stop()
-        if self._market_task is not None:
-            await asyncio.wait_for(self._market_task, 5)
-        self.orders.close()
-        self.journal.close()
-
-    def best(self, side: OrderSide) -> int:
-        book = self.feed.book(SYMBOL)
-        assert book is not None
-        price = book.best_ask_price() if side is OrderSide.BUY else book.best_bid_price()
-        assert price is not None
-        return price
-
-    def submit(self, side: OrderSide, price: int | None, quantity: int = QUANTITY) -> Order:
-        self._ids += 1
-        request = OrderRequest(
-            f"t{time.monotonic_ns()}-{self._ids}",  # a dash: OKX gets its digest as clOrdId
-            "okx",
-            SYMBOL,
-            side,
-            OrderType.LIMIT,
-            quantity,
-            price,
-            TimeInForce.GTC,
-            self.clock(),
-        )
-        return self.orders.submit(request, strategy="test")
-
-    def marketable_buy(self) -> Order:
-        # A limit 50 USDT through the ask fills at the book's prices even if it moved a little.
-        return self.submit(OrderSide.BUY, self.best(OrderSide.BUY) + 50 * USDT)
-
-    def resting_buy(self) -> Order:
-        return self.submit(OrderSide.BUY, self.best(OrderSide.SELL) - 1000 * USDT)
-
-    def journal_kinds(self) -> list[str]:
-        self.journal.flush()
-        return [record.kind for record in self.journal.records_since(0)]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
+        self.route_to(self.venue)
 
 
 def run(coroutine: Any) -> None:
