@@ -58,7 +58,7 @@ class TradingStack:
         self._ids = 0
 
     def trade_on(self, feed: Any, market_data: Any) -> None:
-        """Build risk, the journal and the order manager on ``feed``'s books, from the journal."""
+        """Build risk, the journal and the order manager on ``feed``'s books; replay the journal."""
         self.feed = feed
         self.market_data = market_data
         name = self.venue_name
